@@ -1,0 +1,133 @@
+"""Backends: what a trial evaluates. Also adapts a plain Python callable into a backend."""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from hpt.space import Params, Space
+from hpt.trial import Direction
+
+OBJECTIVE = "objective"
+"""The metric name the objective value is logged under in every study, whatever the backend."""
+
+
+@dataclass
+class Result:
+    """What an evaluation returns: the objective value(s) and any other final metrics."""
+
+    value: float | Sequence[float]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class TrialPruned(Exception):  # noqa: N818 - reads as an event, like StopIteration
+    """Raised by an objective (or by `TrialContext.report`'s caller) to end a trial early as pruned."""
+
+
+class TrialContext:
+    """Handed to a running evaluation: report intermediate metrics, ask whether to stop early,
+    find where to keep a checkpoint so that a later, larger budget continues instead of restarting."""
+
+    def __init__(
+        self,
+        number: int,
+        budget: float | None = None,
+        seed: int | None = None,
+        checkpoint_dir: Path | None = None,
+        metric: str = OBJECTIVE,
+        stop_rule: Callable[[int, Mapping[str, float]], bool] | None = None,
+    ) -> None:
+        self.number = number
+        self.budget = budget
+        self.seed = seed
+        self.checkpoint_dir = checkpoint_dir
+        self.metric = metric
+        self.reports: list[tuple[int, dict[str, float]]] = []
+        self._stop_rule = stop_rule
+
+    def report(self, step: int, metrics: Mapping[str, float] | float) -> None:
+        """Record metrics at `step` (an epoch); they are logged to MLflow with that step."""
+        values = {self.metric: float(metrics)} if isinstance(metrics, int | float) else dict(metrics)
+        self.reports.append((int(step), {k: float(v) for k, v in values.items()}))
+
+    def should_stop(self) -> bool:
+        """Whether the strategy's pruning rule asks this trial to stop after its last report."""
+        if self._stop_rule is None or not self.reports:
+            return False
+        step, metrics = self.reports[-1]
+        return bool(self._stop_rule(step, metrics))
+
+
+class Backend(ABC):
+    """Something to tune: a default search space and an `evaluate` method.
+
+    Subclasses take their options as keyword arguments to `__init__` (the CLI passes
+    `--dataset`, `--function`, ... through) and must be picklable: they are shipped once to
+    each worker process.
+    """
+
+    name: ClassVar[str] = ""
+    metric: str = OBJECTIVE
+    direction: Direction = "minimize"
+
+    @abstractmethod
+    def default_space(self) -> Space:
+        """The space searched when the user gives none."""
+
+    @abstractmethod
+    def evaluate(self, params: Params, budget: float | None, ctx: TrialContext) -> Result | float | Sequence[float]:
+        """Train/evaluate one configuration and return its objective value(s)."""
+
+    def describe(self) -> str:
+        """A short readable label for run names, e.g. `mlp-digits` or `function-branin`."""
+        return self.name
+
+    def tags(self) -> dict[str, str]:
+        """MLflow tags for the study's parent run (e.g. `hpt.dataset`)."""
+        return {}
+
+    def options(self) -> dict[str, Any]:
+        """The options this backend was built with, recorded so a study can be resumed."""
+        return {}
+
+    def final_report(self, params: Params, seed: int | None) -> dict[str, float]:
+        """Metrics computed once for the best trial at the end of a study (e.g. a test score)."""
+        return {}
+
+
+class CallableBackend(Backend):
+    """Wraps `objective(params)` or `objective(params, ctx)` so a plain function can be tuned."""
+
+    name = "callable"
+
+    def __init__(self, objective: Callable[..., Any], space: Space | None = None) -> None:
+        self.objective = objective
+        self._space = space
+        self._takes_ctx = _accepts_two_args(objective)
+
+    def default_space(self) -> Space:
+        if self._space is None:
+            raise ValueError("a plain objective function needs a space: pass space=...")
+        return self._space
+
+    def describe(self) -> str:
+        return getattr(self.objective, "__name__", "objective").strip("<>")
+
+    def evaluate(self, params: Params, budget: float | None, ctx: TrialContext) -> Any:
+        return self.objective(params, ctx) if self._takes_ctx else self.objective(params)
+
+
+def _accepts_two_args(fn: Callable[..., Any]) -> bool:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return False
+    positional = [
+        p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    has_varargs = any(p.kind is p.VAR_POSITIONAL for p in sig.parameters.values())
+    return has_varargs or len(positional) >= 2

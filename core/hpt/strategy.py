@@ -1,0 +1,54 @@
+"""The Strategy interface: propose configurations (`ask`) and learn from finished trials (`tell`)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+
+from hpt.space import Space
+from hpt.trial import Suggestion, Trial, TrialState
+
+
+class Strategy(ABC):
+    """Base class of all search strategies.
+
+    Contract:
+    - `ask(n)` returns up to `n` suggestions; it may be called again before earlier ones are
+      told (parallel workers), so a strategy must not propose the same pending point twice
+      where that matters. An empty list with nothing pending means the strategy is exhausted.
+    - `tell(trial)` receives every finished trial (complete, pruned or failed). Resume replays
+      finished trials through `tell`, so a strategy's state must be rebuildable from them.
+    - Options arrive as keyword arguments (`--option key=value` on the CLI).
+    """
+
+    name: ClassVar[str] = ""
+    multi_objective: ClassVar[bool] = False
+    """Whether the strategy can optimise several objectives at once."""
+
+    def __init__(self, space: Space, *, directions: Sequence[str] = ("minimize",), seed: int | None = None) -> None:
+        self.space = space
+        self.directions = tuple(directions)
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+
+    @abstractmethod
+    def ask(self, n: int = 1) -> list[Suggestion]:
+        """Propose up to `n` configurations."""
+
+    def tell(self, trial: Trial) -> None:  # noqa: B027 - optional hook: stateless strategies learn nothing
+        """Learn from a finished trial."""
+
+    def loss(self, trial: Trial) -> float | None:
+        """The first objective as a value to minimise, or None when the trial has none (failed)."""
+        if trial.state is TrialState.FAILED or trial.value is None:
+            return None
+        return trial.value if self.directions[0] == "minimize" else -trial.value
+
+    def losses(self, trial: Trial) -> list[float] | None:
+        """All objectives as values to minimise, or None when the trial has none."""
+        if trial.state is TrialState.FAILED or not trial.values:
+            return None
+        return [v if d == "minimize" else -v for v, d in zip(trial.values, self.directions, strict=True)]

@@ -1,0 +1,286 @@
+"""The study loop: ask the strategy, run trials on a runner, tell results, notify observers.
+
+Two ways to drive it: `optimize()` runs the loop (with parallel workers if the runner has
+them), and `ask()` / `tell()` let users run training themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from hpt.backend import Backend
+from hpt.errors import HptError
+from hpt.evaluation import TrialOutcome, TrialTask
+from hpt.executors import Runner, SerialRunner
+from hpt.observers import StudyObserver
+from hpt.space import Params, Space
+from hpt.strategy import Strategy
+from hpt.trial import Suggestion, Trial, TrialState, as_values, better, pareto_front
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED = "interrupted before it finished"
+
+
+class Study:
+    """A search over `space` for `backend`, driven by `strategy`."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        strategy: Strategy,
+        *,
+        space: Space,
+        directions: Sequence[str] = ("minimize",),
+        seed: int | None = None,
+        runner: Runner | None = None,
+        observers: Iterable[StudyObserver] = (),
+        name: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        checkpoint_root: Path | None = None,
+        max_failures: int | None = None,
+    ) -> None:
+        self.backend = backend
+        self.strategy = strategy
+        self.space = space
+        self.directions = tuple(directions)
+        self.seed = seed
+        self.runner = runner or SerialRunner(backend)
+        self.observers = list(observers)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        self.name = name or f"{strategy.name or 'strategy'}-{backend.describe()}-{stamp}"
+        self.config = dict(config or {})
+        self.max_failures = max_failures
+        self.trials: list[Trial] = []
+        self.final_metrics: dict[str, float] = {}
+        self._queue: deque[Suggestion] = deque()
+        self._active: dict[int, Trial] = {}
+        self._open = False
+        self._tmp = None if checkpoint_root else tempfile.TemporaryDirectory(prefix="hpt-checkpoints-")
+        self.checkpoint_root = Path(checkpoint_root or self._tmp.name)
+
+    # Results
+    @property
+    def best_trial(self) -> Trial | None:
+        """The best complete trial on the first objective."""
+        best: Trial | None = None
+        for trial in self.trials:
+            if trial.state is TrialState.COMPLETE and trial.value is not None and (
+                best is None or better(trial.value, best.value, self.directions[0])
+            ):
+                best = trial
+        return best
+
+    @property
+    def best_value(self) -> float | None:
+        return self.best_trial.value if self.best_trial else None
+
+    @property
+    def best_params(self) -> Params | None:
+        return dict(self.best_trial.params) if self.best_trial else None
+
+    def pareto_front(self) -> list[Trial]:
+        """Complete trials that no other trial dominates (all objectives)."""
+        return pareto_front(self.trials, self.directions)
+
+    def counts(self) -> dict[str, int]:
+        """Number of trials in each state."""
+        out = {state.value: 0 for state in TrialState}
+        for trial in self.trials:
+            out[trial.state.value] += 1
+        return out
+
+    # Building up from earlier trials
+    def enqueue(self, params: Mapping[str, Any], budget: float | None = None) -> None:
+        """Evaluate these params next, before asking the strategy."""
+        self._queue.append(Suggestion(self.space.validate(params), budget))
+
+    def restore(self, trials: Iterable[Trial]) -> None:
+        """Adopt finished trials from an earlier run (resume) and replay them through the strategy."""
+        for trial in sorted(trials, key=lambda t: t.number):
+            if trial.number != len(self.trials):
+                raise HptError(f"cannot restore trial {trial.number}: expected trial {len(self.trials)} next")
+            self.trials.append(trial)
+            if trial.state.finished:
+                self.strategy.tell(trial)
+
+    # Ask / tell
+    def ask(self) -> Trial:
+        """Start one trial and return it; report back with `tell`."""
+        self._ensure_open()
+        suggestions = self._next(1)
+        if not suggestions:
+            raise HptError(f"strategy {self.strategy.name!r} has no more configurations to try")
+        return self._start(suggestions[0])
+
+    def tell(
+        self,
+        trial: Trial | int,
+        value: float | Sequence[float] | None = None,
+        *,
+        state: TrialState | str | None = None,
+        metrics: Mapping[str, float] | None = None,
+        intermediate: Sequence[tuple[int, Mapping[str, float]]] = (),
+        error: str | None = None,
+    ) -> Trial:
+        """Finish a trial from `ask`: a value completes it; `state="failed"` or `"pruned"` otherwise."""
+        trial = self.trials[trial] if isinstance(trial, int) else trial
+        if trial.number not in self._active:
+            raise HptError(f"trial {trial.number} is not running (state {trial.state.value}); ask for a new one")
+        state = TrialState(state) if state is not None else TrialState.COMPLETE if value is not None else TrialState.FAILED
+        values = None
+        if value is not None:
+            try:
+                values = as_values(value, len(self.directions))
+            except (TypeError, ValueError) as exc:
+                state, error = TrialState.FAILED, str(exc)
+        if state is TrialState.COMPLETE and values is None:
+            state, error = TrialState.FAILED, error or "told complete without a value"
+        outcome = TrialOutcome(state, values, dict(metrics or {}), [(s, dict(m)) for s, m in intermediate], error)
+        self._finish(trial, outcome)
+        return trial
+
+    def close(self, status: str = "FINISHED") -> None:
+        """End the study (parent run status FINISHED, KILLED or FAILED)."""
+        if not self._open:
+            return
+        if status == "FINISHED":
+            self._final_report()
+        self._open = False
+        self._notify("study_finished", status)
+
+    def __enter__(self) -> Study:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.close("FINISHED" if exc_type is None else "KILLED" if exc_type is KeyboardInterrupt else "FAILED")
+
+    # The loop
+    def optimize(self, trials: int | None = None, timeout: float | None = None) -> Study:
+        """Run up to `trials` new trials (and/or for `timeout` seconds), or until the strategy is exhausted.
+
+        Ctrl-C cancels queued trials, records running ones as interrupted and keeps every finished one.
+        """
+        deadline = time.monotonic() + timeout if timeout else None
+        started = 0
+        running: dict[Future[TrialOutcome], Trial] = {}
+        self._ensure_open()
+        try:
+            while True:
+                while len(running) < self.runner.workers and (trials is None or started < trials):
+                    if deadline is not None and time.monotonic() >= deadline:
+                        break
+                    room = self.runner.workers - len(running)
+                    suggestions = self._next(room if trials is None else min(room, trials - started))
+                    if not suggestions:
+                        break
+                    for suggestion in suggestions:
+                        trial = self._start(suggestion)
+                        started += suggestion.continues is None
+                        running[self.runner.submit(self._task(trial))] = trial
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    self._finish(running.pop(future), future.result())
+                self._check_failures()
+        except KeyboardInterrupt:
+            self.runner.close(cancel=True)
+            self._interrupt_active()
+            self.close("KILLED")
+            raise
+        except BaseException:
+            self.runner.close(cancel=True)
+            self._interrupt_active()
+            self.close("FAILED")
+            raise
+        self.close("FINISHED")
+        return self
+
+    # Internals
+    def _ensure_open(self) -> None:
+        if not self._open:
+            self._open = True
+            self._notify("study_started")
+
+    def _next(self, n: int) -> list[Suggestion]:
+        out: list[Suggestion] = []
+        while self._queue and len(out) < n:
+            out.append(self._queue.popleft())
+        if len(out) < n:
+            out.extend(self.strategy.ask(n - len(out)))
+        return out
+
+    def _start(self, suggestion: Suggestion) -> Trial:
+        if suggestion.continues is not None:
+            trial = self.trials[suggestion.continues]
+            trial.state, trial.error = TrialState.RUNNING, None
+        else:
+            trial = Trial(len(self.trials), self.space.validate(suggestion.params), state=TrialState.RUNNING)
+            self.trials.append(trial)
+        trial.budget = suggestion.budget
+        if suggestion.budget is not None:
+            trial.budget_history.append(suggestion.budget)
+        trial.started_at = time.time()
+        self._active[trial.number] = trial
+        self._notify("trial_started", trial)
+        return trial
+
+    def _task(self, trial: Trial) -> TrialTask:
+        return TrialTask(
+            number=trial.number,
+            params=trial.params,
+            budget=trial.budget,
+            seed=None if self.seed is None else self.seed + trial.number,
+            checkpoint_dir=self.checkpoint_root / f"trial-{trial.number:04d}",
+            n_objectives=len(self.directions),
+        )
+
+    def _finish(self, trial: Trial, outcome: TrialOutcome) -> None:
+        trial.state = outcome.state
+        trial.values = outcome.values
+        trial.metrics.update(outcome.metrics)
+        trial.intermediate.extend(outcome.intermediate)
+        trial.error = outcome.error
+        trial.duration += outcome.duration
+        trial.finished_at = time.time()
+        self._active.pop(trial.number, None)
+        self.strategy.tell(trial)
+        self._notify("trial_finished", trial)
+
+    def _interrupt_active(self) -> None:
+        for trial in list(self._active.values()):
+            trial.state, trial.error, trial.finished_at = TrialState.FAILED, INTERRUPTED, time.time()
+            self._notify("trial_finished", trial)
+        self._active.clear()
+
+    def _check_failures(self) -> None:
+        if self.max_failures is None:
+            return
+        failed = [t for t in self.trials if t.state is TrialState.FAILED and t.error != INTERRUPTED]
+        if len(failed) >= self.max_failures:
+            raise HptError(f"stopped after {len(failed)} failed trials; last error: {failed[-1].error}")
+
+    def _final_report(self) -> None:
+        best = self.best_trial
+        if best is None:
+            return
+        try:
+            self.final_metrics = self.backend.final_report(best.params, None if self.seed is None else self.seed + best.number)
+        except Exception as exc:  # a report is a bonus: never lose the study over it
+            log.warning("final report of the best trial failed: %s", exc)
+
+    def _notify(self, event: str, *args: Any) -> None:
+        for observer in self.observers:
+            try:
+                getattr(observer, event)(self, *args)
+            except Exception as exc:  # an observer (tracker, notifier) must never stop the study
+                log.warning("%s.%s failed: %s", type(observer).__name__, event, exc)

@@ -1,0 +1,327 @@
+"""MLflow tracking: one parent run per study, one child run per trial.
+
+All writes go through one writer thread in the driver, so trials never wait on the store and a
+SQLite store is never written concurrently. The writer coalesces queued writes to the same run
+into one `log_batch`, and is flushed at the end of a study and on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hpt.backend import OBJECTIVE
+from hpt.errors import HptError
+from hpt.observers import StudyObserver
+from hpt.space import Space
+from hpt.trial import Trial, TrialState, better
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+    from hpt.study import Study
+
+log = logging.getLogger(__name__)
+
+PARENT = "parent"
+BEST_METRIC = "best_objective"
+CONFIG_ARTIFACT = "config.json"
+SPACE_ARTIFACT = "space.json"
+_MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100
+_RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "FINISHED", TrialState.FAILED: "FAILED"}
+
+
+def objective_names(n: int) -> list[str]:
+    """Metric names of the objectives: `objective`, then `objective_1`, ... for more than one."""
+    return [OBJECTIVE] + [f"{OBJECTIVE}_{i}" for i in range(1, n)]
+
+
+def make_client(tracking_uri: str | None = None) -> MlflowClient:
+    """An MlflowClient on `tracking_uri`, MLFLOW_TRACKING_URI or MLflow's default local store."""
+    from mlflow.tracking import MlflowClient
+
+    for name in ("mlflow", "alembic"):  # store creation chatter is not the user's business
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return MlflowClient(tracking_uri)
+
+
+@dataclass
+class _Batch:
+    metrics: list = field(default_factory=list)
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+class MlflowWriter:
+    """A background thread that owns every write to the store.
+
+    Runs are addressed by key (`"parent"` or a trial number); the writer maps keys to run ids, so
+    callers never wait for a run to be created.
+    """
+
+    def __init__(self, client: MlflowClient) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        self._Metric, self._Param, self._RunTag = Metric, Param, RunTag
+        self.client = client
+        self.run_ids: dict[Any, str] = {}
+        self.errors: list[str] = []
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="hpt-mlflow-writer", daemon=True)
+        self._thread.start()
+
+    # Called from the study's thread
+    def create(self, key: Any, experiment_id: str, run_name: str, tags: dict[str, str]) -> None:
+        self._queue.put(("create", key, (experiment_id, run_name, tags, int(time.time() * 1000))))
+
+    def log(self, key: Any, metrics: Iterable[tuple[str, float, int]] = (), params=None, tags=None) -> None:
+        now = int(time.time() * 1000)
+        batch = _Batch([(k, float(v), now, int(s)) for k, v, s in metrics], dict(params or {}), dict(tags or {}))
+        self._queue.put(("log", key, batch))
+
+    def call(self, key: Any, method: str, *args: Any) -> None:
+        """Queue `client.<method>(run_id, *args)` in order with the other writes to that run."""
+        self._queue.put(("call", key, (method, args)))
+
+    def flush(self) -> None:
+        done = threading.Event()
+        self._queue.put(("flush", None, done))
+        done.wait()
+
+    # The writer thread
+    def _loop(self) -> None:
+        while True:
+            ops = [self._queue.get()]
+            while True:
+                try:
+                    ops.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            pending: dict[Any, _Batch] = {}
+            for kind, key, payload in ops:
+                if kind == "log":
+                    merged = pending.setdefault(key, _Batch())
+                    merged.metrics += payload.metrics
+                    merged.params.update(payload.params)
+                    merged.tags.update(payload.tags)
+                    continue
+                if key in pending:
+                    self._write_batch(key, pending.pop(key))
+                if kind == "create":
+                    self._guard(self._create, key, *payload)
+                elif kind == "call":
+                    method, args = payload
+                    self._guard(lambda: getattr(self.client, method)(self.run_ids[key], *args))
+                elif kind == "flush":
+                    for k in list(pending):
+                        self._write_batch(k, pending.pop(k))
+                    payload.set()
+            for k in list(pending):
+                self._write_batch(k, pending.pop(k))
+
+    def _create(self, key: Any, experiment_id: str, run_name: str, tags: dict[str, str], start: int) -> None:
+        run = self.client.create_run(experiment_id, start_time=start, tags=tags, run_name=run_name)
+        self.run_ids[key] = run.info.run_id
+
+    def _write_batch(self, key: Any, batch: _Batch) -> None:
+        def write() -> None:
+            run_id = self.run_ids[key]
+            metrics = [self._Metric(k, v, ts, s) for k, v, ts, s in batch.metrics]
+            params = [self._Param(k, str(v)[:6000]) for k, v in batch.params.items()]
+            tags = [self._RunTag(k, str(v)[:8000]) for k, v in batch.tags.items()]
+            while metrics or params or tags:  # MLflow's per-call limits
+                chunk_p, params = params[:_MAX_PARAMS], params[_MAX_PARAMS:]
+                chunk_t, tags = tags[:_MAX_TAGS], tags[_MAX_TAGS:]
+                room = _MAX_METRICS - len(chunk_p) - len(chunk_t)
+                chunk_m, metrics = metrics[:room], metrics[room:]
+                self.client.log_batch(run_id, metrics=chunk_m, params=chunk_p, tags=chunk_t)
+
+        self._guard(write)
+
+    def _guard(self, fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # a store hiccup must not kill the study; it is reported at the end
+            message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            self.errors.append(message)
+            log.warning("MLflow write failed: %s", message)
+
+
+class MlflowTracker(StudyObserver):
+    """Logs a study to MLflow as the DESIGN's layout says (parent run + child run per trial)."""
+
+    def __init__(self, tracking_uri: str | None = None, experiment: str = "hpt", resume: StudyRecord | None = None):
+        self.client = make_client(tracking_uri)
+        self.tracking_uri = self.client.tracking_uri
+        self.experiment = experiment
+        self.resume = resume
+        self.writer = MlflowWriter(self.client)
+        self.parent_run_id: str | None = None
+        self.experiment_id: str | None = None
+        self._best: float | None = None
+        self._steps_logged: dict[int, int] = {}
+
+    def _experiment_id(self) -> str:
+        exp = self.client.get_experiment_by_name(self.experiment)
+        return exp.experiment_id if exp else self.client.create_experiment(self.experiment)
+
+    def study_started(self, study: Study) -> None:
+        if self.parent_run_id is not None:  # the same study optimised again: reopen its run
+            self.writer.call(PARENT, "update_run", "RUNNING")
+            return
+        if self.resume is not None:
+            run = self.client.get_run(self.resume.run_id)
+            self.parent_run_id, self.experiment_id = run.info.run_id, run.info.experiment_id
+            self.writer.run_ids[PARENT] = self.parent_run_id
+            self.writer.run_ids.update(self.resume.child_run_ids)
+            self.writer.call(PARENT, "update_run", "RUNNING")
+            for trial in self.resume.interrupted:  # re-queued by the study; close their old runs
+                self.writer.log(trial.number, tags={"hpt.state": "failed", "hpt.error": trial.error})
+                self.writer.call(trial.number, "set_terminated", "KILLED")
+            for trial in study.trials:
+                self._steps_logged[trial.number] = len(trial.intermediate)
+                self._note_best(study, trial)
+            return
+        self.experiment_id = self._experiment_id()
+        tags = {
+            "hpt.strategy": study.strategy.name,
+            "hpt.backend": study.backend.name,
+            "hpt.seed": str(study.seed),
+            "hpt.direction": ",".join(study.directions),
+            "hpt.metric": study.backend.metric,
+            **study.backend.tags(),
+        }
+        run = self.client.create_run(self.experiment_id, tags=tags, run_name=study.name)
+        self.parent_run_id = run.info.run_id
+        self.writer.run_ids[PARENT] = self.parent_run_id
+        params = {k: v for k, v in study.config.items() if not isinstance(v, dict | list)}
+        self.writer.log(PARENT, params=params)
+        self.writer.call(PARENT, "log_text", json.dumps(study.config, indent=2, default=str), CONFIG_ARTIFACT)
+        self.writer.call(PARENT, "log_text", json.dumps(study.space.to_dict(), indent=2), SPACE_ARTIFACT)
+
+    def trial_started(self, study: Study, trial: Trial) -> None:
+        tags = {"hpt.state": "running", "hpt.trial": str(trial.number), "hpt.budget": str(trial.budget)}
+        if trial.number in self.writer.run_ids:  # a promotion continues its own run
+            self.writer.call(trial.number, "update_run", "RUNNING")
+            self.writer.log(trial.number, tags=tags)
+            return
+        tags["mlflow.parentRunId"] = self.parent_run_id
+        self.writer.create(trial.number, self.experiment_id, f"trial-{trial.number:04d}", tags)
+        self.writer.log(trial.number, params=trial.params)
+
+    def trial_finished(self, study: Study, trial: Trial) -> None:
+        from hpt.study import INTERRUPTED
+
+        new_reports = trial.intermediate[self._steps_logged.get(trial.number, 0) :]
+        self._steps_logged[trial.number] = len(trial.intermediate)
+        metrics = [(k, v, step) for step, reported in new_reports for k, v in reported.items()]
+        if trial.values:
+            metrics += [(name, v, 0) for name, v in zip(objective_names(len(trial.values)), trial.values, strict=True)]
+        metrics += [(k, v, 0) for k, v in trial.metrics.items()]
+        tags = {"hpt.state": trial.state.value, "hpt.budget": str(trial.budget), "hpt.duration": f"{trial.duration:.3f}"}
+        if trial.budget_history:
+            tags["hpt.budget_history"] = ",".join(f"{b:g}" for b in trial.budget_history)
+        if trial.error:
+            tags["hpt.error"] = trial.error
+        self.writer.log(trial.number, metrics=metrics, tags=tags)
+        status = "KILLED" if trial.error == INTERRUPTED else _RUN_STATUS[trial.state]
+        self.writer.call(trial.number, "set_terminated", status)
+        self._note_best(study, trial)
+
+    def _note_best(self, study: Study, trial: Trial) -> None:
+        if trial.state is TrialState.COMPLETE and trial.value is not None and (
+            self._best is None or better(trial.value, self._best, study.directions[0])
+        ):
+            self._best = trial.value
+        if self._best is not None and trial.state.finished:
+            self.writer.log(PARENT, metrics=[(BEST_METRIC, self._best, trial.number)])
+
+    def study_finished(self, study: Study, status: str) -> None:
+        best = study.best_trial
+        if best is not None:
+            tags = {"hpt.best_trial": str(best.number), **{f"best.{k}": str(v) for k, v in best.params.items()}}
+            self.writer.log(PARENT, metrics=[(k, v, 0) for k, v in study.final_metrics.items()], tags=tags)
+            self.writer.log(best.number, tags={"hpt.best": "true"})
+            self.writer.call(PARENT, "log_text", json.dumps(best.params, indent=2, default=str), "best_params.json")
+        if len(study.directions) > 1:
+            front = [{"trial": t.number, "values": t.values, "params": t.params} for t in study.pareto_front()]
+            self.writer.call(PARENT, "log_text", json.dumps(front, indent=2, default=str), "pareto_front.json")
+        self.writer.log(PARENT, tags={"hpt.counts": json.dumps(study.counts())})
+        self.writer.call(PARENT, "set_terminated", status)
+        self.writer.flush()
+        if self.writer.errors:
+            log.warning("%d MLflow writes failed; first: %s", len(self.writer.errors), self.writer.errors[0])
+
+
+@dataclass
+class StudyRecord:
+    """What MLflow holds about a study: its config, space and trials (enough to resume it)."""
+
+    run_id: str
+    config: dict[str, Any]
+    space: Space
+    trials: list[Trial]
+    interrupted: list[Trial]
+    child_run_ids: dict[int, str]
+
+
+def load_study(run_id: str, tracking_uri: str | None = None) -> StudyRecord:
+    """Rebuild a study's config and trials from its MLflow runs alone."""
+    from mlflow.exceptions import MlflowException
+
+    client = make_client(tracking_uri)
+    try:
+        parent = client.get_run(run_id)
+        config = json.loads(_read_text(client, run_id, CONFIG_ARTIFACT))
+        space = Space.from_dict(json.loads(_read_text(client, run_id, SPACE_ARTIFACT)))
+    except MlflowException as exc:
+        raise HptError(f"cannot load study {run_id!r} from {client.tracking_uri}: {str(exc).splitlines()[0]}") from None
+    n_objectives = len(config.get("directions", ["minimize"]))
+    names = objective_names(n_objectives)
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'", max_results=1000, page_token=token
+        )
+        runs += list(page)
+        token = page.token
+        if not token:
+            break
+    finished, interrupted, run_ids = [], [], {}
+    for run in runs:
+        tags, metrics = run.data.tags, run.data.metrics
+        number = int(tags["hpt.trial"])
+        run_ids[number] = run.info.run_id
+        budget = tags.get("hpt.budget")
+        history = tags.get("hpt.budget_history")
+        state_text = tags.get("hpt.state", "running")
+        trial = Trial(
+            number,
+            space.parse(run.data.params),
+            budget=None if budget in (None, "None") else float(budget),
+            state=TrialState(state_text) if state_text != "running" else TrialState.FAILED,
+            values=[metrics[n] for n in names] if all(n in metrics for n in names) else None,
+            metrics={k: v for k, v in metrics.items() if k not in names},
+            budget_history=[float(b) for b in history.split(",")] if history else [],
+            duration=float(tags.get("hpt.duration", 0.0)),
+            error=tags.get("hpt.error"),
+        )
+        if run.info.status in ("RUNNING", "KILLED") or state_text == "running":
+            trial.error = "interrupted before it finished"
+            interrupted.append(trial)
+        finished.append(trial)
+    finished.sort(key=lambda t: t.number)
+    return StudyRecord(run_id, config, space, finished, interrupted, run_ids)
+
+
+def _read_text(client: MlflowClient, run_id: str, path: str) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        return Path(client.download_artifacts(run_id, path, tmp)).read_text()

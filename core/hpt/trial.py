@@ -1,0 +1,96 @@
+"""Trials and the suggestions that create them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+Direction = Literal["minimize", "maximize"]
+DIRECTIONS: tuple[str, ...] = ("minimize", "maximize")
+
+
+class TrialState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
+
+
+@dataclass
+class Suggestion:
+    """What a strategy proposes: params, a budget (fidelity, e.g. epochs) and, for a promotion,
+    the number of the trial it continues."""
+
+    params: dict[str, Any]
+    budget: float | None = None
+    continues: int | None = None
+
+
+@dataclass
+class Trial:
+    """One configuration and everything known about its evaluation.
+
+    A promoted trial (successive halving, hyperband) keeps its number and MLflow run and gains
+    budget: `budget_history` lists every budget it was evaluated at.
+    """
+
+    number: int
+    params: dict[str, Any]
+    budget: float | None = None
+    state: TrialState = TrialState.PENDING
+    values: list[float] | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    intermediate: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    budget_history: list[float] = field(default_factory=list)
+    started_at: float | None = None
+    finished_at: float | None = None
+    duration: float = 0.0
+    error: str | None = None
+
+    @property
+    def value(self) -> float | None:
+        """The (first) objective value, or None when the trial produced none."""
+        return self.values[0] if self.values else None
+
+    @property
+    def last_step(self) -> int | None:
+        return self.intermediate[-1][0] if self.intermediate else None
+
+
+def better(a: float, b: float, direction: str) -> bool:
+    """Whether value `a` is strictly better than `b` under `direction`."""
+    return a < b if direction == "minimize" else a > b
+
+
+def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
+    """Pareto dominance: `a` is no worse than `b` on every objective and better on one."""
+    signs = [1.0 if d == "minimize" else -1.0 for d in directions]
+    no_worse = all(s * x <= s * y for s, x, y in zip(signs, a, b, strict=True))
+    return no_worse and any(s * x < s * y for s, x, y in zip(signs, a, b, strict=True))
+
+
+def pareto_front(trials: Sequence[Trial], directions: Sequence[str]) -> list[Trial]:
+    """Complete trials that no other complete trial dominates."""
+    done = [t for t in trials if t.state is TrialState.COMPLETE and t.values]
+    return [t for t in done if not any(dominates(o.values, t.values, directions) for o in done if o is not t)]
+
+
+def as_values(raw: Any, n_objectives: int) -> list[float]:
+    """Normalise what an objective returned (a number or a sequence of numbers) to a list of floats."""
+    if isinstance(raw, Mapping):
+        raise TypeError("a metrics dict needs the objective metric name; return a Result or a number")
+    values = [float(v) for v in raw] if isinstance(raw, Sequence) and not isinstance(raw, str) else [float(raw)]
+    if len(values) != n_objectives:
+        raise ValueError(f"the objective returned {len(values)} values for {n_objectives} objective(s)")
+    bad = [v for v in values if not math.isfinite(v)]
+    if bad:
+        raise ValueError(f"the objective returned a non-finite value ({bad[0]})")
+    return values

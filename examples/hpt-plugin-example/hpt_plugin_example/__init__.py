@@ -1,0 +1,1 @@
+"""An example third-party hpt plugin: Halton quasi-random search."""

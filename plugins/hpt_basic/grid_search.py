@@ -1,0 +1,55 @@
+"""Grid search: every combination of the space's grid, each point once."""
+
+from collections.abc import Sequence
+
+from hpt.space import Params, Space
+from hpt.strategy import Strategy
+from hpt.trial import Suggestion, Trial
+
+
+def _key(params: Params) -> str:
+    return repr(sorted(params.items()))
+
+
+class GridSearch(Strategy):
+    """Walks the grid (`resolution` points per continuous axis) in order, or shuffled.
+
+    Points already proposed or told (after a resume) are skipped, so parallel workers and
+    resumed studies never evaluate a point twice.
+    """
+
+    name = "grid"
+    multi_objective = True
+
+    def __init__(
+        self,
+        space: Space,
+        *,
+        directions: Sequence[str] = ("minimize",),
+        seed: int | None = None,
+        resolution: int = 5,
+        shuffle: bool = False,
+    ) -> None:
+        super().__init__(space, directions=directions, seed=seed)
+        self.resolution = int(resolution)
+        self.size = space.grid_size(self.resolution)
+        points = space.grid(self.resolution)
+        if shuffle:
+            points = iter([p for _, p in sorted(zip(self.rng.random(self.size), points, strict=True), key=lambda x: x[0])])
+        self._points = points
+        self._seen: set[str] = set()
+
+    def ask(self, n: int = 1) -> list[Suggestion]:
+        out: list[Suggestion] = []
+        for params in self._points:
+            key = _key(params)
+            if key in self._seen:
+                continue
+            self._seen.add(key)
+            out.append(Suggestion(params))
+            if len(out) == n:
+                break
+        return out
+
+    def tell(self, trial: Trial) -> None:
+        self._seen.add(_key(trial.params))
