@@ -30,7 +30,7 @@ def make_backend(objective: Objective, space: Space | None = None, **backend_opt
 
 
 def _directions(backend: Backend, direction: str | None, directions: Sequence[str] | None) -> tuple[str, ...]:
-    chosen = tuple(directions) if directions else (direction or backend.direction,)
+    chosen = tuple(directions) if directions else (direction,) if direction else tuple(backend.directions)
     for d in chosen:
         if d not in DIRECTIONS:
             raise HptError(f"unknown direction {d!r}; use minimize or maximize")

@@ -74,6 +74,11 @@ class Backend(ABC):
     metric: str = OBJECTIVE
     direction: Direction = "minimize"
 
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """One direction per objective; a multi-objective backend returns several."""
+        return (self.direction,)
+
     @abstractmethod
     def default_space(self) -> Space:
         """The space searched when the user gives none."""

@@ -15,7 +15,7 @@ from hpt.errors import HptError
 from hpt.observers import StudyObserver
 from hpt.plugins import KINDS, registry
 
-BACKEND_FLAGS = ("function", "dim", "dataset", "data", "target", "metric", "device", "size", "folds")
+BACKEND_FLAGS = ("function", "dim", "dataset", "data", "target", "metric", "device", "size", "folds", "lr_from_finder")
 
 
 def _pairs(values: Sequence[str], flag: str) -> dict[str, str]:
@@ -97,6 +97,7 @@ def cli() -> None:
 @click.option("--device", help="auto, cpu or cuda (mlp backend).")
 @click.option("--size", type=int, help="Rows of a synthetic dataset.")
 @click.option("--folds", type=int, help="k-fold cross-validation instead of one validation split.")
+@click.option("--lr-from-finder", is_flag=True, default=None, help="Narrow the learning-rate range with an LR range test first.")
 @click.option("-B", "--backend-option", "backend_opts", multiple=True, metavar="KEY=VALUE", help="Other backend option.")
 @click.option("-O", "--option", "strategy_opts", multiple=True, metavar="KEY=VALUE", help="Strategy option.")
 @click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True, help="Number of trials.")
@@ -129,7 +130,7 @@ def run(**opts: Any) -> None:
         )
         progress_total = remaining
     else:
-        backend_options = {k: opts[k] for k in BACKEND_FLAGS if opts.get(k) is not None}
+        backend_options = {k: opts[k] for k in BACKEND_FLAGS if opts.get(k) not in (None, False)}
         backend_options.update(_typed(_pairs(opts["backend_opts"], "--backend-option")))
         study = create_study(
             opts["backend"],

@@ -30,6 +30,10 @@ class FunctionBackend(Backend):
         return FUNCTIONS[self.function_name]
 
     @property
+    def directions(self) -> tuple[str, ...]:
+        return ("minimize",) * self.function.n_objectives
+
+    @property
     def optimum(self) -> float:
         return self.function.optimum
 
@@ -45,5 +49,5 @@ class FunctionBackend(Backend):
     def options(self) -> dict[str, Any]:
         return {"function": self.function.name, "dim": self.dim}
 
-    def evaluate(self, params: Params, budget: float | None, ctx: TrialContext) -> float:
+    def evaluate(self, params: Params, budget: float | None, ctx: TrialContext) -> float | tuple[float, ...]:
         return self.function.evaluate(params)

@@ -19,11 +19,12 @@ class TestFunction:
     """A function, its domain for a dimension `dim`, and its known minimum."""
 
     name: str
-    evaluate: Callable[[Params], float]
+    evaluate: Callable[[Params], float | tuple[float, ...]]
     space: Callable[[int], Space]
     optimum: float
     default_dim: int
     fixed_dim: bool = True
+    n_objectives: int = 1
 
     __test__ = False  # not a pytest test class
 
@@ -96,10 +97,19 @@ def _mixed_space(dim: int) -> Space:
     )
 
 
+def zdt1(params: Params) -> tuple[float, float]:
+    """Two objectives (both minimised) with a convex Pareto front f2 = 1 - sqrt(f1) where x2.. = 0."""
+    x = _xs(params)
+    g = 1 + 9 * float(np.sum(x[1:])) / (len(x) - 1)
+    f1 = float(x[0])
+    return f1, g * (1 - math.sqrt(f1 / g))
+
+
 FUNCTIONS: dict[str, TestFunction] = {
     "branin": TestFunction("branin", branin, lambda d: Space({"x1": Float(-5, 10), "x2": Float(0, 15)}), 0.397887, 2),
     "hartmann6": TestFunction("hartmann6", hartmann6, _box(0.0, 1.0), -3.32237, 6),
     "rosenbrock": TestFunction("rosenbrock", rosenbrock, _box(-5.0, 10.0), 0.0, 4, fixed_dim=False),
     "ackley": TestFunction("ackley", ackley, _box(-32.768, 32.768), 0.0, 5, fixed_dim=False),
     "mixed": TestFunction("mixed", mixed, _mixed_space, 0.0, 4),
+    "zdt1": TestFunction("zdt1", zdt1, _box(0.0, 1.0), math.nan, 6, fixed_dim=False, n_objectives=2),
 }
