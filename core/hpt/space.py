@@ -410,7 +410,7 @@ class Space(Mapping[str, Param]):
                 new = Fixed(param.parse(text.strip()), when=param.when)
         except SpaceError as exc:
             raise SpaceError(f"--set {name}={text}: {exc}") from None
-        return Space({**self._params, name: new})
+        return Space(_prune_conditions({**self._params, name: new}))
 
     # Conditions
     def is_active(self, name: str, params: Mapping[str, Any]) -> bool:
@@ -495,6 +495,29 @@ class Space(Mapping[str, Param]):
             if self.is_active(name, params):
                 params[name] = param.value if isinstance(param, Fixed) else param.decode(float(coords[name]))
         return params
+
+
+def _prune_conditions(params: dict[str, Param]) -> dict[str, Param]:
+    """After a parent was pinned or narrowed: drop condition values it can no longer take, and
+    parameters that can therefore never be active (and, in turn, their dependents)."""
+    out: dict[str, Param] = {}
+    for name, param in params.items():
+        when = {}
+        for parent, values in (param.when or {}).items():
+            kept = [v for v in values if parent in out and _accepts(out[parent], v)]
+            when[parent] = kept
+        if any(not kept for kept in when.values()):
+            continue
+        out[name] = replace(param, when=when) if when else param
+    return out
+
+
+def _accepts(param: Param, value: Any) -> bool:
+    try:
+        param.validate(value)
+    except SpaceError:
+        return False
+    return True
 
 
 def as_space(space: Space | Mapping[str, Any] | str | Path | None) -> Space | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import tempfile
 import threading
@@ -46,6 +47,7 @@ def objective_names(n: int) -> list[str]:
 
 def make_client(tracking_uri: str | None = None) -> MlflowClient:
     """An MlflowClient on `tracking_uri`, MLFLOW_TRACKING_URI or MLflow's default local store."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.tracking import MlflowClient
 
     for name in ("mlflow", "alembic"):  # store creation chatter is not the user's business
@@ -75,26 +77,34 @@ class MlflowWriter:
         self.run_ids: dict[Any, str] = {}
         self.errors: list[str] = []
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name="hpt-mlflow-writer", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
 
     # Called from the study's thread
+    def _put(self, op: tuple) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="hpt-mlflow-writer", daemon=True)
+            self._thread.start()
+        self._queue.put(op)
+
     def create(self, key: Any, experiment_id: str, run_name: str, tags: dict[str, str]) -> None:
-        self._queue.put(("create", key, (experiment_id, run_name, tags, int(time.time() * 1000))))
+        self._put(("create", key, (experiment_id, run_name, tags, int(time.time() * 1000))))
 
     def log(self, key: Any, metrics: Iterable[tuple[str, float, int]] = (), params=None, tags=None) -> None:
         now = int(time.time() * 1000)
         batch = _Batch([(k, float(v), now, int(s)) for k, v, s in metrics], dict(params or {}), dict(tags or {}))
-        self._queue.put(("log", key, batch))
+        self._put(("log", key, batch))
 
     def call(self, key: Any, method: str, *args: Any) -> None:
         """Queue `client.<method>(run_id, *args)` in order with the other writes to that run."""
-        self._queue.put(("call", key, (method, args)))
+        self._put(("call", key, (method, args)))
 
-    def flush(self) -> None:
-        done = threading.Event()
-        self._queue.put(("flush", None, done))
-        done.wait()
+    def close(self) -> None:
+        """Write everything queued, then stop the thread (a later write starts a new one)."""
+        if self._thread is None:
+            return
+        self._queue.put(("stop", None, None))
+        self._thread.join()
+        self._thread = None
 
     # The writer thread
     def _loop(self) -> None:
@@ -120,10 +130,10 @@ class MlflowWriter:
                 elif kind == "call":
                     method, args = payload
                     self._guard(lambda: getattr(self.client, method)(self.run_ids[key], *args))
-                elif kind == "flush":
+                elif kind == "stop":
                     for k in list(pending):
                         self._write_batch(k, pending.pop(k))
-                    payload.set()
+                    return
             for k in list(pending):
                 self._write_batch(k, pending.pop(k))
 
@@ -256,7 +266,7 @@ class MlflowTracker(StudyObserver):
             self.writer.call(PARENT, "log_text", json.dumps(front, indent=2, default=str), "pareto_front.json")
         self.writer.log(PARENT, tags={"hpt.counts": json.dumps(study.counts())})
         self.writer.call(PARENT, "set_terminated", status)
-        self.writer.flush()
+        self.writer.close()
         if self.writer.errors:
             log.warning("%d MLflow writes failed; first: %s", len(self.writer.errors), self.writer.errors[0])
 

@@ -1,0 +1,51 @@
+"""Shared fixtures: every test runs in its own working directory, so MLflow's default store
+(./mlflow.db) and artifacts never land in the repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(autouse=True)
+def _workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    """A tracking URI of a fresh SQLite MLflow store."""
+    return f"sqlite:///{tmp_path}/mlflow.db"
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the installed `hpt` command as a user would."""
+    return subprocess.run(
+        [str(BIN / "hpt"), *args], capture_output=True, text=True, cwd=cwd, env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
+
+
+def cli_json(*args: str, **kwargs) -> dict:
+    result = run_cli(*args, "--json", **kwargs)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def child_runs(uri: str, parent_id: str) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    parent = client.get_run(parent_id)
+    return client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'", max_results=1000
+    )
