@@ -1,0 +1,125 @@
+"""MLflow layout and resume, against a real SQLite store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import child_runs
+from mlflow.tracking import MlflowClient
+
+import hpt
+from hpt import Float, Int, TrialState
+from hpt.tracking import load_study
+from hpt_basic.function_backend import FunctionBackend
+
+
+def curve(params, ctx):
+    for epoch in range(3):
+        ctx.report(epoch, {"valid_loss": params["x"] ** 2 + 1 / (epoch + 1)})
+    if params["n"] == 0:
+        raise RuntimeError("boom")
+    return params["x"] ** 2
+
+
+def test_parent_and_child_runs_follow_the_layout(store):
+    study = hpt.create_study(curve, {"x": Float(-1, 1), "n": Int(0, 3)}, seed=0, tracking=store, experiment="exp")
+    study.optimize(12)
+    tracker = study.observers[0]
+    client = MlflowClient(store)
+    parent = client.get_run(tracker.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.info.run_name.startswith("random-curve-")
+    assert parent.data.tags["hpt.strategy"] == "random" and parent.data.tags["hpt.seed"] == "0"
+    assert client.get_experiment(parent.info.experiment_id).name == "exp"
+    assert parent.data.tags["hpt.best_trial"] == str(study.best_trial.number)
+    best_curve = client.get_metric_history(parent.info.run_id, "best_objective")
+    assert [m.step for m in best_curve] == list(range(12))
+    assert [m.value for m in best_curve] == sorted((m.value for m in best_curve), reverse=True)
+    assert best_curve[-1].value == pytest.approx(study.best_value)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"config.json", "space.json", "best_params.json"} <= artifacts
+
+    children = child_runs(store, parent.info.run_id)
+    assert sorted(r.info.run_name for r in children) == [f"trial-{i:04d}" for i in range(12)]
+    for run in children:
+        trial = study.trials[int(run.data.tags["hpt.trial"])]
+        assert set(run.data.params) == set(trial.params) == {"x", "n"}
+        assert run.data.tags["hpt.state"] == trial.state.value
+        history = client.get_metric_history(run.info.run_id, "valid_loss")
+        assert [m.step for m in history] == [0, 1, 2]
+        if trial.state is TrialState.COMPLETE:
+            assert run.info.status == "FINISHED"
+            assert run.data.metrics["objective"] == pytest.approx(trial.value)
+        else:
+            assert run.info.status == "FAILED" and run.data.tags["hpt.error"].startswith("RuntimeError: boom")
+            assert "objective" not in run.data.metrics
+    best_child = [r for r in children if r.data.tags.get("hpt.best") == "true"]
+    assert [int(r.data.tags["hpt.trial"]) for r in best_child] == [study.best_trial.number]
+
+
+def test_resume_from_mlflow_alone(store):
+    first = hpt.create_study(FunctionBackend("branin"), strategy="grid", seed=0, tracking=store, trials=16,
+                             strategy_options={"resolution": 4})
+    first.optimize(10)
+    run_id = first.observers[0].parent_run_id
+    study, remaining = hpt.resume_study(run_id, store)
+    assert remaining == 6
+    assert [t.params for t in study.trials] == [t.params for t in first.trials]
+    assert [t.value for t in study.trials] == pytest.approx([t.value for t in first.trials])
+    study.optimize(remaining)
+    assert len(study.trials) == 16
+    # the resumed grid continued where it stopped: every grid point exactly once
+    assert len({repr(sorted(t.params.items())) for t in study.trials}) == 16
+    children = child_runs(store, run_id)
+    assert len(children) == 16
+    parent = MlflowClient(store).get_run(run_id)
+    assert parent.info.status == "FINISHED"
+    assert json.loads(parent.data.tags["hpt.counts"])["complete"] == 16
+
+
+def test_resume_requeues_trials_that_were_running(store):
+    calls = []
+
+    study = hpt.create_study(FunctionBackend("branin"), seed=0, tracking=store, trials=8)
+    original_evaluate = study.backend.evaluate
+
+    def dies_at_trial_five(params, budget, ctx):
+        calls.append(ctx.number)
+        if ctx.number == 5:
+            raise KeyboardInterrupt
+        return original_evaluate(params, budget, ctx)
+
+    study.backend.evaluate = dies_at_trial_five
+    with pytest.raises(KeyboardInterrupt):
+        study.optimize(8)
+    run_id = study.observers[0].parent_run_id
+    client = MlflowClient(store)
+    assert client.get_run(run_id).info.status == "KILLED"
+    record = load_study(run_id, store)
+    assert [t.number for t in record.interrupted] == [5]
+
+    resumed, remaining = hpt.resume_study(run_id, store)
+    assert remaining == 3
+    resumed.optimize(remaining)
+    done = [t for t in resumed.trials if t.state is TrialState.COMPLETE]
+    assert len(done) == 8
+    assert resumed.trials[6].params == record.interrupted[0].params  # re-queued first
+    statuses = {r.data.tags["hpt.trial"]: r.info.status for r in child_runs(store, run_id)}
+    assert statuses["5"] == "KILLED" and len(statuses) == 9
+
+
+def test_tracking_uri_from_environment(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path}/env.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    study = hpt.create_study(FunctionBackend("branin"), seed=0, tracking=True)
+    study.optimize(2)
+    assert study.observers[0].tracking_uri == uri
+    assert len(child_runs(uri, study.observers[0].parent_run_id)) == 2
+
+
+def test_default_store_is_mlflow_db_in_the_working_directory(tmp_path):
+    study = hpt.create_study(FunctionBackend("branin"), seed=0, tracking=True)
+    study.optimize(1)
+    assert (tmp_path / "mlflow.db").exists()
+    assert study.observers[0].tracking_uri.endswith("mlflow.db")
