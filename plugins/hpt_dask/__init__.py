@@ -1,0 +1,1 @@
+"""hpt plugin package hpt_dask."""
