@@ -19,7 +19,12 @@ from collections.abc import Callable
 
 import hpt
 
-SPACE = {"x": hpt.Float(-5, 5), "y": hpt.Float(1e-3, 1.0, log=True), "n": hpt.Int(1, 8), "c": hpt.Categorical(["a", "b"])}
+SPACE = {
+    "x": hpt.Float(-5, 5),
+    "y": hpt.Float(1e-3, 1.0, log=True),
+    "n": hpt.Int(1, 8),
+    "c": hpt.Categorical(["a", "b"]),
+}
 
 
 def noop(params: dict) -> float:

@@ -27,10 +27,16 @@ def store(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/mlflow.db"
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """Run the installed `hpt` command as a user would."""
     return subprocess.run(
-        [str(BIN / "hpt"), *args], capture_output=True, text=True, cwd=cwd, env={**os.environ, **(env or {})},
+        [str(BIN / "hpt"), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
         timeout=timeout,
     )
 
@@ -46,6 +52,4 @@ def child_runs(uri: str, parent_id: str) -> list:
 
     client = MlflowClient(uri)
     parent = client.get_run(parent_id)
-    return client.search_runs(
-        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'", max_results=1000
-    )
+    return client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'", max_results=1000)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 import hpt
+import numpy as np
 from hpt import Categorical, Float, Int, Space
 from hpt.trial import Trial, TrialState
 from hpt_basic.grid_search import GridSearch

@@ -6,9 +6,8 @@ import json
 
 from click.testing import CliRunner
 from conftest import child_runs, cli_json, run_cli
-from mlflow.tracking import MlflowClient
-
 from hpt.cli import cli
+from mlflow.tracking import MlflowClient
 
 BRANIN = ("--backend", "function", "--function", "branin")
 
@@ -34,8 +33,16 @@ def test_random_branin_logs_one_parent_and_twenty_children(tmp_path):
 
 def test_grid_and_the_example_plugin_run_through_the_cli(tmp_path):
     for strategy in ("grid", "halton"):
-        summary = cli_json("run", "--strategy", strategy, *BRANIN, "--trials", "9", "-O", "resolution=3"
-                           if strategy == "grid" else "skip=5")
+        summary = cli_json(
+            "run",
+            "--strategy",
+            strategy,
+            *BRANIN,
+            "--trials",
+            "9",
+            "-O",
+            "resolution=3" if strategy == "grid" else "skip=5",
+        )
         children = child_runs(f"sqlite:///{tmp_path}/mlflow.db", summary["parent_run_id"])
         assert len(children) == 9
         assert summary["best_value"] >= 0.397887
@@ -46,7 +53,11 @@ def test_unknown_strategy_is_one_line_naming_the_available_ones():
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("error: unknown strategy 'nope'; available: ") and "grid" in lines[0] and "random" in lines[0]
+    assert (
+        lines[0].startswith("error: unknown strategy 'nope'; available: ")
+        and "grid" in lines[0]
+        and "random" in lines[0]
+    )
 
 
 def test_bad_input_gets_one_line_and_a_nonzero_exit(tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from hpt.backend import TrialContext
 from hpt.errors import PluginError
 from hpt_basic.function_backend import FunctionBackend

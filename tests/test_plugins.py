@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-
 from hpt.errors import PluginError
 from hpt.plugins import Registry
 
@@ -50,7 +49,12 @@ def broken_site(tmp_path: Path) -> Path:
     return make_distribution(
         tmp_path / "site",
         "hpt-broken-plugins",
-        {"fancy": "needs_missing_dep", "typo": "misspelled_hook", "crash": "raises_on_import", "ghost": "no_such_module"},
+        {
+            "fancy": "needs_missing_dep",
+            "typo": "misspelled_hook",
+            "crash": "raises_on_import",
+            "ghost": "no_such_module",
+        },
         BROKEN_MODULES,
     )
 

@@ -6,10 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from hpt import Categorical, Fixed, Float, Int, Space, SpaceError
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from hpt import Categorical, Fixed, Float, Int, Space, SpaceError
 
 MLP_LIKE = {
     "lr": Float(1e-4, 1e-1, log=True),
@@ -29,7 +28,10 @@ MLP_LIKE = {
         ({"lr": {"type": "float", "low": 0, "high": 1, "log": True}}, "'lr': log scale needs low > 0"),
         ({"act": {"type": "categorical", "choices": []}}, "'act': choices must not be empty"),
         ({"lr": {"type": "float", "low": 0, "hgih": 1}}, "'lr': unknown key 'hgih'"),
-        ({"m": {"type": "float", "low": 0, "high": 1, "when": {"opt": ["sgd"]}}}, "'m': condition on unknown parameter 'opt'"),
+        (
+            {"m": {"type": "float", "low": 0, "high": 1, "when": {"opt": ["sgd"]}}},
+            "'m': condition on unknown parameter 'opt'",
+        ),
         ({"n": {"type": "int", "low": 1.5, "high": 4}}, "'n': low must be an integer"),
         ({"x": {"type": "complex"}}, "'x': unknown type 'complex'"),
     ],
@@ -166,6 +168,8 @@ def test_overrides_pin_and_narrow():
     assert space.override("layers", "3")["layers"] == Fixed(3)
     with pytest.raises(SpaceError, match="--set nope: unknown parameter"):
         space.override("nope", "1")
+    with pytest.raises(SpaceError, match="--set lr=nan: value must be a finite number"):
+        space.override("lr", "nan")
     with pytest.raises(SpaceError, match="--set layers=two"):
         space.override("layers", "two")
     with pytest.raises(SpaceError, match="--set optimizer=sgd,rmsprop"):

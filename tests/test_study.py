@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 import os
 
-import pytest
-
 import hpt
+import pytest
 from hpt import Float, HptError, Int, TrialState
 from hpt.study import INTERRUPTED
 from hpt_basic.function_backend import FunctionBackend
@@ -118,8 +117,9 @@ def test_enqueued_params_run_first():
 
 
 def test_grid_strategy_is_exhausted_before_the_trial_budget():
-    study = hpt.optimize(quadratic, {"x": Float(0, 1), "y": Int(0, 1)}, strategy="grid", trials=100,
-                         strategy_options={"resolution": 3})
+    study = hpt.optimize(
+        quadratic, {"x": Float(0, 1), "y": Int(0, 1)}, strategy="grid", trials=100, strategy_options={"resolution": 3}
+    )
     assert len(study.trials) == 6
 
 
@@ -141,8 +141,9 @@ def test_single_objective_strategy_rejects_several_objectives():
             return []
 
     with pytest.raises(HptError, match="strategy 'one' optimises one objective"):
-        hpt.create_study(FunctionBackend("zdt1"), strategy=OneObjective(FunctionBackend("zdt1").default_space()),
-                         tracking=False)
+        hpt.create_study(
+            FunctionBackend("zdt1"), strategy=OneObjective(FunctionBackend("zdt1").default_space()), tracking=False
+        )
 
 
 def worker_pid(params):

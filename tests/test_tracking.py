@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 
+import hpt
 import pytest
 from conftest import child_runs
-from mlflow.tracking import MlflowClient
-
-import hpt
 from hpt import Float, Int, TrialState
 from hpt.tracking import load_study
 from hpt_basic.function_backend import FunctionBackend
+from mlflow.tracking import MlflowClient
 
 
 def curve(params, ctx):
@@ -59,8 +58,14 @@ def test_parent_and_child_runs_follow_the_layout(store):
 
 
 def test_resume_from_mlflow_alone(store):
-    first = hpt.create_study(FunctionBackend("branin"), strategy="grid", seed=0, tracking=store, trials=16,
-                             strategy_options={"resolution": 4})
+    first = hpt.create_study(
+        FunctionBackend("branin"),
+        strategy="grid",
+        seed=0,
+        tracking=store,
+        trials=16,
+        strategy_options={"resolution": 4},
+    )
     first.optimize(10)
     run_id = first.observers[0].parent_run_id
     study, remaining = hpt.resume_study(run_id, store)

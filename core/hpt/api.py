@@ -47,6 +47,7 @@ def create_study(
     seed: int | None = None,
     workers: int = 1,
     executor: str | None = None,
+    executor_options: Mapping[str, Any] | None = None,
     tracking: bool | str = True,
     experiment: str = "hpt",
     strategy_options: Mapping[str, Any] | None = None,
@@ -54,6 +55,7 @@ def create_study(
     overrides: Mapping[str, str] | None = None,
     name: str | None = None,
     max_failures: int | None = None,
+    trial_timeout: float | None = None,
     observers: Iterable[StudyObserver] = (),
     checkpoint_root: Path | None = None,
     trials: int | None = None,
@@ -69,11 +71,13 @@ def create_study(
     if isinstance(strategy, Strategy):
         strat = strategy
     else:
-        strat = registry().create("strategy", strategy, the_space, directions=dirs, seed=seed, **dict(strategy_options or {}))
+        strat = registry().create(
+            "strategy", strategy, the_space, directions=dirs, seed=seed, **dict(strategy_options or {})
+        )
     if len(dirs) > 1 and not strat.multi_objective:
         raise HptError(f"strategy {strat.name!r} optimises one objective; use a multi-objective strategy")
     executor = executor or ("serial" if workers <= 1 else "process")
-    runner = registry().create("executor", executor, backend, workers)
+    runner = registry().create("executor", executor, backend, workers, **dict(executor_options or {}))
     config = {
         "strategy": strat.name,
         "strategy_options": dict(strategy_options or {}),
@@ -103,6 +107,7 @@ def create_study(
         config=config,
         checkpoint_root=checkpoint_root,
         max_failures=max_failures,
+        trial_timeout=trial_timeout,
     )
 
 

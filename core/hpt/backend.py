@@ -131,8 +131,6 @@ def _accepts_two_args(fn: Callable[..., Any]) -> bool:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return False
-    positional = [
-        p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
+    positional = [p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     has_varargs = any(p.kind is p.VAR_POSITIONAL for p in sig.parameters.values())
     return has_varargs or len(positional) >= 2

@@ -88,26 +88,42 @@ def cli() -> None:
 @cli.command()
 @click.option("--strategy", default="random", show_default=True, help="Search strategy (see `hpt plugins`).")
 @click.option("--backend", default="mlp", show_default=True, help="What to tune: mlp, function, ...")
-@click.option("--function", help="Test function of the function backend (branin, hartmann6, rosenbrock, ackley, mixed).")
+@click.option(
+    "--function", help="Test function of the function backend (branin, hartmann6, rosenbrock, ackley, mixed)."
+)
 @click.option("--dim", type=int, help="Dimension of rosenbrock / ackley.")
-@click.option("--dataset", help="Bundled dataset of the mlp backend (digits, breast_cancer, wine, iris, diabetes, ...).")
+@click.option(
+    "--dataset", help="Bundled dataset of the mlp backend (digits, breast_cancer, wine, iris, diabetes, ...)."
+)
 @click.option("--data", type=click.Path(), help="A CSV file to tune on (with --target).")
 @click.option("--target", help="Target column of --data.")
 @click.option("--metric", help="Objective metric (overrides the backend's default).")
 @click.option("--device", help="auto, cpu or cuda (mlp backend).")
 @click.option("--size", type=int, help="Rows of a synthetic dataset.")
 @click.option("--folds", type=int, help="k-fold cross-validation instead of one validation split.")
-@click.option("--lr-from-finder", is_flag=True, default=None, help="Narrow the learning-rate range with an LR range test first.")
-@click.option("-B", "--backend-option", "backend_opts", multiple=True, metavar="KEY=VALUE", help="Other backend option.")
+@click.option(
+    "--lr-from-finder", is_flag=True, default=None, help="Narrow the learning-rate range with an LR range test first."
+)
+@click.option(
+    "-B", "--backend-option", "backend_opts", multiple=True, metavar="KEY=VALUE", help="Other backend option."
+)
 @click.option("-O", "--option", "strategy_opts", multiple=True, metavar="KEY=VALUE", help="Strategy option.")
 @click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True, help="Number of trials.")
 @click.option("--timeout", type=float, help="Stop starting trials after this many seconds.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (strategy and trials).")
 @click.option("--space", "space_file", type=click.Path(), help="Search space file (YAML or TOML).")
-@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Pin a parameter, or narrow it: lr=1e-4..1e-2, act=relu,tanh.")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Pin a parameter, or narrow it: lr=1e-4..1e-2, act=relu,tanh.",
+)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Trials run in parallel.")
 @click.option("--executor", help="serial, process, dask, ... (default: serial, or process with --workers > 1).")
+@click.option("--scheduler", help="Address of a dask scheduler (tcp://HOST:PORT); implies --executor dask.")
 @click.option("--max-failures", type=click.IntRange(min=1), help="Stop the study after this many failed trials.")
+@click.option("--trial-timeout", type=float, help="Fail a trial that runs longer than this many seconds.")
 @click.option("--experiment", default="hpt", show_default=True, help="MLflow experiment.")
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: ./mlflow.db).")
 @click.option("--resume", "resume_id", metavar="RUN_ID", help="Continue the study logged under this parent run.")
@@ -138,13 +154,15 @@ def run(**opts: Any) -> None:
             strategy=opts["strategy"],
             seed=opts["seed"],
             workers=opts["workers"],
-            executor=opts["executor"],
+            executor=opts["executor"] or ("dask" if opts["scheduler"] else None),
+            executor_options={"scheduler": opts["scheduler"]} if opts["scheduler"] else None,
             tracking=opts["tracking_uri"] or True,
             experiment=opts["experiment"],
             strategy_options=_typed(_pairs(opts["strategy_opts"], "--option")),
             backend_options=backend_options,
             overrides=_pairs(opts["sets"], "--set"),
             max_failures=opts["max_failures"],
+            trial_timeout=opts["trial_timeout"],
             trials=opts["trials"],
             observers=observers,
         )
@@ -181,7 +199,9 @@ def _summarise(study: Any, tracker: Any, as_json: bool, quiet: bool) -> None:
         "trials": study.counts(),
     }
     if len(study.directions) > 1:
-        summary["pareto_front"] = [{"trial": t.number, "values": t.values, "params": t.params} for t in study.pareto_front()]
+        summary["pareto_front"] = [
+            {"trial": t.number, "values": t.values, "params": t.params} for t in study.pareto_front()
+        ]
     if as_json:
         click.echo(json.dumps(summary, default=str))
         return
@@ -213,15 +233,27 @@ def plugins(as_json: bool) -> None:
             entry = reg.entries[kind][name]
             missing = entry.missing()
             status = f"needs {', '.join(missing)}: {entry.install_hint()}" if missing else "ok"
-            rows.append({"kind": kind, "name": name, "distribution": entry.distribution,
-                         "version": entry.version, "status": status, "summary": entry.summary})
-    broken = [{"name": b.name, "distribution": b.distribution, "version": b.version, "reason": b.reason} for b in reg.broken]
+            rows.append(
+                {
+                    "kind": kind,
+                    "name": name,
+                    "distribution": entry.distribution,
+                    "version": entry.version,
+                    "status": status,
+                    "summary": entry.summary,
+                }
+            )
+    broken = [
+        {"name": b.name, "distribution": b.distribution, "version": b.version, "reason": b.reason} for b in reg.broken
+    ]
     if as_json:
         click.echo(json.dumps({"plugins": rows, "broken": broken}))
         return
     width = max((len(r["name"]) for r in rows), default=4)
     for row in rows:
-        click.echo(f"{row['kind']:<9} {row['name']:<{width}}  {row['distribution']} {row['version']:<8} {row['status']}")
+        click.echo(
+            f"{row['kind']:<9} {row['name']:<{width}}  {row['distribution']} {row['version']:<8} {row['status']}"
+        )
     for b in broken:
         click.echo(f"broken    {b['name']:<{width}}  {b['distribution']} {b['version']:<8} {b['reason']}")
 
@@ -256,8 +288,12 @@ def best(run_id: str, tracking_uri: str | None, as_json: bool) -> None:
         if better(trial.value, winner.value, directions[0]):
             winner = trial
     if as_json:
-        click.echo(json.dumps({"trial": winner.number, "value": winner.value, "params": winner.params,
-                               "metrics": winner.metrics}, default=str))
+        click.echo(
+            json.dumps(
+                {"trial": winner.number, "value": winner.value, "params": winner.params, "metrics": winner.metrics},
+                default=str,
+            )
+        )
         return
     click.echo(f"best trial {winner.number}: {_fmt(winner.value)} ({directions[0]})")
     for key, value in winner.params.items():

@@ -28,6 +28,7 @@ class TrialTask:
     seed: int | None = None
     checkpoint_dir: Path | None = None
     n_objectives: int = 1
+    timeout: float | None = None
     stop_rule: Callable[[int, Mapping[str, float]], bool] | None = None
 
 

@@ -1,17 +1,25 @@
 """Runners: where trials execute. The study loop submits `TrialTask`s and waits on futures;
 it does not care whether they run in-process, in local processes or on a dask cluster.
 
-The backend is shipped to each worker once (as the pool's initializer argument) rather than
-with every trial, so a backend holding a dataset is not pickled per trial.
+The process runner keeps one pipe per worker process instead of using
+`concurrent.futures.ProcessPoolExecutor`: a pool cannot kill the one worker whose trial ran past
+its timeout, and a pool whose worker dies fails every trial in flight. Here a dead or killed
+worker fails only its own trial and is replaced; the backend is shipped to each worker once, when
+the worker starts, not with every trial.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
 import sys
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from multiprocessing.connection import Connection, wait
 
 from hpt.backend import Backend
 from hpt.evaluation import TrialOutcome, TrialTask, evaluate_trial
@@ -31,11 +39,21 @@ class Runner:
         raise NotImplementedError
 
     def close(self, cancel: bool = False) -> None:
-        """Release workers; with `cancel`, drop trials that have not started."""
+        """Release workers; with `cancel`, stop trials that are queued or running."""
+
+
+def _failed(error: str, started: float | None = None) -> TrialOutcome:
+    return TrialOutcome(TrialState.FAILED, error=error, duration=time.monotonic() - started if started else 0.0)
+
+
+class _TrialTimeout(BaseException):  # noqa: N818 - not an Exception, so an objective's `except Exception` cannot swallow it
+    """Raised by the alarm inside a trial that ran past its timeout."""
 
 
 class SerialRunner(Runner):
-    """Runs each trial in the calling process, at submit time. The default for one worker."""
+    """Runs each trial in the calling process, at submit time. The default for one worker.
+
+    A trial timeout is enforced with SIGALRM when running in the main thread."""
 
     name = "serial"
 
@@ -44,7 +62,25 @@ class SerialRunner(Runner):
 
     def submit(self, task: TrialTask) -> Future[TrialOutcome]:
         future: Future[TrialOutcome] = Future()
-        future.set_result(evaluate_trial(self.backend, task))
+        alarm = task.timeout and threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM")
+        if not alarm:
+            future.set_result(evaluate_trial(self.backend, task))
+            return future
+
+        def expire(signum: int, frame: object) -> None:
+            raise _TrialTimeout
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, task.timeout)
+        started = time.monotonic()
+        try:
+            outcome = evaluate_trial(self.backend, task)
+        except _TrialTimeout:
+            outcome = _failed(f"timed out after {task.timeout:g} s", started)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        future.set_result(outcome)
         return future
 
 
@@ -56,23 +92,50 @@ def limit_threads(threads: int) -> None:
         sys.modules["torch"].set_num_threads(threads)
 
 
-_worker_backend: Backend | None = None
+_STARTED = "started"
 
 
-def _init_worker(backend: Backend, threads: int) -> None:
-    global _worker_backend
+def _worker_main(conn: Connection, backend: Backend, threads: int) -> None:
+    """A worker process: evaluate tasks from the pipe until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     limit_threads(threads)
-    _worker_backend = backend
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        conn.send(_STARTED)  # the trial's clock starts now, not while the worker was still starting up
+        conn.send(evaluate_trial(backend, task))
 
 
-def _run_in_worker(task: TrialTask) -> TrialOutcome:
-    assert _worker_backend is not None, "worker was not initialised"
-    return evaluate_trial(_worker_backend, task)
+class _Worker:
+    def __init__(self, context: multiprocessing.context.BaseContext, backend: Backend, threads: int) -> None:
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_worker_main, args=(child, backend, threads), daemon=True)
+        self.process.start()
+        child.close()
+        self.task: TrialTask | None = None
+        self.future: Future[TrialOutcome] | None = None
+        self.started: float | None = None
+
+    def give(self, task: TrialTask, future: Future[TrialOutcome]) -> None:
+        self.task, self.future, self.started = task, future, None
+        self.conn.send(task)
+
+    def release(self) -> Future[TrialOutcome]:
+        future, self.task, self.future, self.started = self.future, None, None, None
+        return future
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join(timeout=5)
+        self.conn.close()
 
 
 class ProcessRunner(Runner):
-    """Runs trials in a pool of local processes. A worker that dies fails its trial and the
-    pool is rebuilt, so the study goes on."""
+    """Runs trials in `workers` local processes, each limited to its share of the cores."""
 
     name = "process"
 
@@ -81,35 +144,116 @@ class ProcessRunner(Runner):
         self._threads = max(1, (os.cpu_count() or 1) // self.workers)
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         self._context = multiprocessing.get_context(method)
-        self._pool = self._new_pool()
+        self._lock = threading.Lock()
+        self._queue: deque[tuple[TrialTask, Future[TrialOutcome]]] = deque()
+        self._wake_read, self._wake_write = self._context.Pipe(duplex=False)
+        self._workers: list[_Worker] = []
+        self._closing = False
+        self._collector: threading.Thread | None = None
 
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            self.workers, mp_context=self._context, initializer=_init_worker, initargs=(self.backend, self._threads)
-        )
+    def _start(self) -> None:
+        """Start the workers on first use (and again after `close`)."""
+        self._closing = False
+        self._workers = [_Worker(self._context, self.backend, self._threads) for _ in range(self.workers)]
+        self._collector = threading.Thread(target=self._collect, name="hpt-process-runner", daemon=True)
+        self._collector.start()
 
     def submit(self, task: TrialTask) -> Future[TrialOutcome]:
-        try:
-            inner = self._pool.submit(_run_in_worker, task)
-        except BrokenProcessPool:
-            self._pool = self._new_pool()
-            inner = self._pool.submit(_run_in_worker, task)
-        outer: Future[TrialOutcome] = Future()
+        future: Future[TrialOutcome] = Future()
+        future.set_running_or_notify_cancel()
+        with self._lock:
+            if not self._workers:
+                self._start()
+            self._queue.append((task, future))
+            self._dispatch()
+        self._wake_write.send(b"")
+        return future
 
-        def relay(done: Future[TrialOutcome]) -> None:
-            if done.cancelled():
-                outer.cancel()
-                outer.set_running_or_notify_cancel()
+    def _dispatch(self) -> None:
+        for i, worker in enumerate(self._workers):
+            if not self._queue:
                 return
-            exc = done.exception()
-            if exc is None:
-                outer.set_result(done.result())
-            else:
-                reason = "worker process died" if isinstance(exc, BrokenProcessPool) else repr(exc)
-                outer.set_result(TrialOutcome(TrialState.FAILED, error=f"{reason} while running the trial"))
+            if worker.future is not None:
+                continue
+            task, future = self._queue.popleft()
+            try:
+                worker.give(task, future)
+            except (BrokenPipeError, OSError):  # died while idle: replace it and retry
+                worker.kill()
+                self._workers[i] = worker = _Worker(self._context, self.backend, self._threads)
+                worker.give(task, future)
 
-        inner.add_done_callback(relay)
-        return outer
+    def _collect(self) -> None:
+        while not self._closing:
+            with self._lock:
+                busy = {w.conn: w for w in self._workers if w.future is not None}
+                deadlines = [w.started + w.task.timeout for w in busy.values() if w.task.timeout and w.started]
+            timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            ready = wait([*busy, self._wake_read], timeout=timeout)
+            if self._wake_read in ready:
+                while self._wake_read.poll():
+                    self._wake_read.recv_bytes()
+            with self._lock:
+                for conn in ready:
+                    if conn in busy:
+                        self._receive(busy[conn])
+                self._expire_timeouts()
+                self._dispatch()
+
+    def _receive(self, worker: _Worker) -> None:
+        try:
+            outcome = worker.conn.recv()
+            if outcome == _STARTED:
+                worker.started = time.monotonic()
+                return
+        except (EOFError, OSError):
+            worker.process.join(timeout=5)
+            code = worker.process.exitcode
+            reason = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            outcome = _failed(f"worker process died ({reason}) while running the trial", worker.started)
+            self._replace(worker)
+        worker.release().set_result(outcome)
+
+    def _expire_timeouts(self) -> None:
+        now = time.monotonic()
+        for worker in list(self._workers):
+            if worker.started and worker.task.timeout and now - worker.started >= worker.task.timeout:
+                timeout = worker.task.timeout
+                future = worker.release()
+                self._replace(worker)
+                future.set_result(_failed(f"timed out after {timeout:g} s", now - timeout))
+
+    def _replace(self, worker: _Worker) -> None:
+        worker.kill()
+        self._workers[self._workers.index(worker)] = _Worker(self._context, self.backend, self._threads)
 
     def close(self, cancel: bool = False) -> None:
-        self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
+        if not self._workers:
+            return
+        with self._lock:
+            self._closing = True
+            for _, future in self._queue:
+                future.set_result(_failed("cancelled before it started"))
+            self._queue.clear()
+        self._wake_write.send(b"")
+        self._collector.join(timeout=10)
+        for worker in self._workers:
+            if worker.future is not None:
+                outcome = _failed("cancelled while running", worker.started) if cancel else self._finish_one(worker)
+                worker.release().set_result(outcome)
+            if cancel:
+                worker.kill()
+                continue
+            with contextlib.suppress(OSError):
+                worker.conn.send(None)
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.kill()
+        self._workers = []
+
+    def _finish_one(self, worker: _Worker) -> TrialOutcome:
+        try:
+            outcome = worker.conn.recv()
+            return worker.conn.recv() if outcome == _STARTED else outcome
+        except (EOFError, OSError):
+            return _failed("worker process died while running the trial", worker.started)

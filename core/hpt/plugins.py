@@ -144,7 +144,9 @@ class Registry:
                         BrokenPlugin(name, *_dist, f"{_kind} {name!r} is already registered by {existing.distribution}")
                     )
                     return
-                self.entries[_kind][name] = PluginEntry(name, _kind, target, *_dist, dict(requires or {}), extra, summary)
+                self.entries[_kind][name] = PluginEntry(
+                    name, _kind, target, *_dist, dict(requires or {}), extra, summary
+                )
 
             try:
                 impl.function(register=register)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+
 from hpt.errors import SpaceError
 
 Params = dict[str, Any]
@@ -45,7 +46,6 @@ class Param:
                 raise SpaceError("'when' must map a parameter name to the values that activate this one")
             frozen = {k: tuple(v) if isinstance(v, list | tuple | set) else (v,) for k, v in self.when.items()}
             object.__setattr__(self, "when", frozen)
-
 
     def sample(self, rng: np.random.Generator) -> Any:
         return self.decode(float(rng.random()))
@@ -122,7 +122,10 @@ class Float(Param):
         return min(max(math.exp(x) if self.log else x, self.low), self.high)
 
     def parse(self, text: str) -> float:
-        return _number(text, "value")
+        value = _number(text, "value")
+        if not math.isfinite(value):
+            raise SpaceError(f"value must be a finite number, got {text!r}")
+        return value
 
     def to_dict(self) -> dict:
         return self._with_when({"type": "float", "low": self.low, "high": self.high, "log": self.log})
@@ -306,7 +309,9 @@ def param_from_spec(spec: Any) -> Param:
     cls, keys = _KINDS[kind]
     unknown = set(spec) - keys - {"when"}
     if unknown:
-        raise SpaceError(f"unknown key {sorted(unknown)[0]!r} for a {kind} parameter (expected {', '.join(sorted(keys | {'when'}))})")
+        raise SpaceError(
+            f"unknown key {sorted(unknown)[0]!r} for a {kind} parameter (expected {', '.join(sorted(keys | {'when'}))})"
+        )
     if kind == "categorical":
         spec["choices"] = tuple(spec.get("choices") or ())
     try:
@@ -384,7 +389,9 @@ class Space(Mapping[str, Param]):
             data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
         except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
             first = str(exc).strip().splitlines()[0]
-            raise SpaceError(f"space file {str(path)!r} is not valid {path.suffix.lstrip('.') or 'YAML'}: {first}") from None
+            raise SpaceError(
+                f"space file {str(path)!r} is not valid {path.suffix.lstrip('.') or 'YAML'}: {first}"
+            ) from None
         if not data:
             raise SpaceError(f"space file {str(path)!r} defines no parameters")
         try:

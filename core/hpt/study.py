@@ -47,6 +47,7 @@ class Study:
         config: Mapping[str, Any] | None = None,
         checkpoint_root: Path | None = None,
         max_failures: int | None = None,
+        trial_timeout: float | None = None,
     ) -> None:
         self.backend = backend
         self.strategy = strategy
@@ -59,6 +60,7 @@ class Study:
         self.name = name or f"{strategy.name or 'strategy'}-{backend.describe()}-{stamp}"
         self.config = dict(config or {})
         self.max_failures = max_failures
+        self.trial_timeout = trial_timeout
         self.trials: list[Trial] = []
         self.final_metrics: dict[str, float] = {}
         self._queue: deque[Suggestion] = deque()
@@ -73,8 +75,10 @@ class Study:
         """The best complete trial on the first objective."""
         best: Trial | None = None
         for trial in self.trials:
-            if trial.state is TrialState.COMPLETE and trial.value is not None and (
-                best is None or better(trial.value, best.value, self.directions[0])
+            if (
+                trial.state is TrialState.COMPLETE
+                and trial.value is not None
+                and (best is None or better(trial.value, best.value, self.directions[0]))
             ):
                 best = trial
         return best
@@ -135,7 +139,9 @@ class Study:
         trial = self.trials[trial] if isinstance(trial, int) else trial
         if trial.number not in self._active:
             raise HptError(f"trial {trial.number} is not running (state {trial.state.value}); ask for a new one")
-        state = TrialState(state) if state is not None else TrialState.COMPLETE if value is not None else TrialState.FAILED
+        state = (
+            TrialState(state) if state is not None else TrialState.COMPLETE if value is not None else TrialState.FAILED
+        )
         values = None
         if value is not None:
             try:
@@ -192,6 +198,7 @@ class Study:
                 for future in done:
                     self._finish(running.pop(future), future.result())
                 self._check_failures()
+            self.runner.close()
         except KeyboardInterrupt:
             self.runner.close(cancel=True)
             self._interrupt_active()
@@ -242,6 +249,7 @@ class Study:
             seed=None if self.seed is None else self.seed + trial.number,
             checkpoint_dir=self.checkpoint_root / f"trial-{trial.number:04d}",
             n_objectives=len(self.directions),
+            timeout=self.trial_timeout,
         )
 
     def _finish(self, trial: Trial, outcome: TrialOutcome) -> None:
@@ -274,7 +282,9 @@ class Study:
         if best is None:
             return
         try:
-            self.final_metrics = self.backend.final_report(best.params, None if self.seed is None else self.seed + best.number)
+            self.final_metrics = self.backend.final_report(
+                best.params, None if self.seed is None else self.seed + best.number
+            )
         except Exception as exc:  # a report is a bonus: never lose the study over it
             log.warning("final report of the best trial failed: %s", exc)
 

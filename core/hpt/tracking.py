@@ -128,14 +128,16 @@ class MlflowWriter:
                 if kind == "create":
                     self._guard(self._create, key, *payload)
                 elif kind == "call":
-                    method, args = payload
-                    self._guard(lambda: getattr(self.client, method)(self.run_ids[key], *args))
+                    self._guard(self._call, key, *payload)
                 elif kind == "stop":
                     for k in list(pending):
                         self._write_batch(k, pending.pop(k))
                     return
             for k in list(pending):
                 self._write_batch(k, pending.pop(k))
+
+    def _call(self, key: Any, method: str, args: tuple) -> None:
+        getattr(self.client, method)(self.run_ids[key], *args)
 
     def _create(self, key: Any, experiment_id: str, run_name: str, tags: dict[str, str], start: int) -> None:
         run = self.client.create_run(experiment_id, start_time=start, tags=tags, run_name=run_name)
@@ -236,7 +238,11 @@ class MlflowTracker(StudyObserver):
         if trial.values:
             metrics += [(name, v, 0) for name, v in zip(objective_names(len(trial.values)), trial.values, strict=True)]
         metrics += [(k, v, 0) for k, v in trial.metrics.items()]
-        tags = {"hpt.state": trial.state.value, "hpt.budget": str(trial.budget), "hpt.duration": f"{trial.duration:.3f}"}
+        tags = {
+            "hpt.state": trial.state.value,
+            "hpt.budget": str(trial.budget),
+            "hpt.duration": f"{trial.duration:.3f}",
+        }
         if trial.budget_history:
             tags["hpt.budget_history"] = ",".join(f"{b:g}" for b in trial.budget_history)
         if trial.error:
@@ -247,8 +253,10 @@ class MlflowTracker(StudyObserver):
         self._note_best(study, trial)
 
     def _note_best(self, study: Study, trial: Trial) -> None:
-        if trial.state is TrialState.COMPLETE and trial.value is not None and (
-            self._best is None or better(trial.value, self._best, study.directions[0])
+        if (
+            trial.state is TrialState.COMPLETE
+            and trial.value is not None
+            and (self._best is None or better(trial.value, self._best, study.directions[0]))
         ):
             self._best = trial.value
         if self._best is not None and trial.state.finished:

@@ -1,13 +1,24 @@
-"""The `function` backend: tune a standard test function (`--function branin`)."""
+"""The `function` backend: tune a standard test function (`--function branin`).
+
+With a budget it behaves like a training run, cheaply: one "epoch" per unit of budget, each
+reporting the function value plus noise that shrinks as the budget grows (`noise`), sleeping
+`delay` seconds per epoch, and keeping a checkpoint so a larger budget later continues where the
+last one stopped. Tests and benchmarks of early-stopping strategies use it that way.
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import time
 from typing import Any
 
-from hpt.backend import Backend, TrialContext
+import numpy as np
+from hpt.backend import Backend, TrialContext, TrialPruned
 from hpt.errors import PluginError
 from hpt.space import Params, Space
-from hpt_basic.test_functions import FUNCTIONS
+
+from hpt_basic.test_functions import FUNCTIONS, TestFunction
 
 
 class FunctionBackend(Backend):
@@ -15,7 +26,9 @@ class FunctionBackend(Backend):
 
     name = "function"
 
-    def __init__(self, function: str = "branin", dim: int | None = None) -> None:
+    def __init__(
+        self, function: str = "branin", dim: int | None = None, delay: float = 0.0, noise: float = 0.0
+    ) -> None:
         if function not in FUNCTIONS:
             raise PluginError(f"unknown function {function!r}; available: {', '.join(sorted(FUNCTIONS))}")
         self.function_name = function  # the name, not the object: a backend is pickled to workers
@@ -24,9 +37,12 @@ class FunctionBackend(Backend):
         self.dim = int(dim) if dim is not None else self.function.default_dim
         if self.dim < 2:
             raise PluginError(f"--dim must be at least 2, got {self.dim}")
+        if delay < 0 or noise < 0:
+            raise PluginError("delay and noise must be >= 0")
+        self.delay, self.noise = float(delay), float(noise)
 
     @property
-    def function(self):
+    def function(self) -> TestFunction:
         return FUNCTIONS[self.function_name]
 
     @property
@@ -47,7 +63,38 @@ class FunctionBackend(Backend):
         return {"hpt.dataset": self.function.name}
 
     def options(self) -> dict[str, Any]:
-        return {"function": self.function.name, "dim": self.dim}
+        return {"function": self.function.name, "dim": self.dim, "delay": self.delay, "noise": self.noise}
 
     def evaluate(self, params: Params, budget: float | None, ctx: TrialContext) -> float | tuple[float, ...]:
-        return self.function.evaluate(params)
+        if budget is None:
+            time.sleep(self.delay)
+            return self.function.evaluate(params)
+        return self._train(params, max(1, math.ceil(budget)), ctx)
+
+    def _train(self, params: Params, epochs: int, ctx: TrialContext) -> float:
+        if self.function.n_objectives > 1:
+            raise PluginError(f"function {self.function.name!r} has several objectives; budgets need one")
+        state = ctx.checkpoint_dir / "state.json" if ctx.checkpoint_dir else None
+        start = json.loads(state.read_text())["epochs"] if state and state.exists() else 0
+        exact = self.function.evaluate(params)
+        value = self._noisy(exact, epochs - 1, ctx.seed)
+        for epoch in range(start, epochs):
+            time.sleep(self.delay)
+            value = self._noisy(exact, epoch, ctx.seed)
+            ctx.report(epoch, {ctx.metric: value})
+            if ctx.should_stop():
+                self._save(state, epoch + 1)
+                raise TrialPruned
+        self._save(state, max(start, epochs))
+        return value
+
+    def _noisy(self, exact: float, epoch: int, seed: int | None) -> float:
+        """The value seen after `epoch + 1` epochs: noise with standard deviation noise / sqrt(epoch + 1)."""
+        rng = np.random.default_rng([seed or 0, epoch])
+        return exact + self.noise * float(rng.normal()) / math.sqrt(epoch + 1)
+
+    @staticmethod
+    def _save(state: Any, epochs: int) -> None:
+        if state is not None:
+            state.parent.mkdir(parents=True, exist_ok=True)
+            state.write_text(json.dumps({"epochs": epochs}))

@@ -35,7 +35,9 @@ class GridSearch(Strategy):
         self.size = space.grid_size(self.resolution)
         points = space.grid(self.resolution)
         if shuffle:
-            points = iter([p for _, p in sorted(zip(self.rng.random(self.size), points, strict=True), key=lambda x: x[0])])
+            points = iter(
+                [p for _, p in sorted(zip(self.rng.random(self.size), points, strict=True), key=lambda x: x[0])]
+            )
         self._points = points
         self._seen: set[str] = set()
 

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-
 from hpt.space import Categorical, Float, Int, Params, Space
 
 
@@ -92,9 +91,7 @@ def mixed(params: Params) -> float:
 
 
 def _mixed_space(dim: int) -> Space:
-    return Space(
-        {"kind": Categorical(["a", "b", "c"]), "x1": Float(-5, 5), "x2": Float(-5, 5), "n": Int(1, 10)}
-    )
+    return Space({"kind": Categorical(["a", "b", "c"]), "x1": Float(-5, 5), "x2": Float(-5, 5), "n": Int(1, 10)})
 
 
 def zdt1(params: Params) -> tuple[float, float]:

@@ -22,7 +22,9 @@ class HaltonSearch(Strategy):
 
     name = "halton"
 
-    def __init__(self, space: Space, *, directions: Sequence[str] = ("minimize",), seed: int | None = None, skip: int = 20):
+    def __init__(
+        self, space: Space, *, directions: Sequence[str] = ("minimize",), seed: int | None = None, skip: int = 20
+    ):
         super().__init__(space, directions=directions, seed=seed)
         if len(space.tunable_names) > len(_PRIMES):
             raise ValueError(f"halton supports up to {len(_PRIMES)} tunable parameters")
