@@ -110,7 +110,7 @@ def test_multi_objective_best_prints_the_pareto_front():
 
 def test_human_output_and_quiet():
     text = invoke("run", *BRANIN, "--trials", "3").output
-    assert "best objective" in text and "x1 = " in text and "MLflow run " in text
+    assert "best value" in text and "x1 = " in text and "MLflow run " in text
     assert invoke("run", *BRANIN, "--trials", "3", "--quiet").output == ""
 
 

@@ -8,7 +8,7 @@ import os
 import hpt
 import pytest
 from hpt import Float, HptError, Int, TrialState
-from hpt.study import INTERRUPTED
+from hpt.trial import INTERRUPTED
 from hpt_basic.function_backend import FunctionBackend
 
 SPACE = {"x": Float(-5, 5), "y": Int(0, 10)}

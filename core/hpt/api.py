@@ -10,6 +10,7 @@ from hpt.backend import Backend, CallableBackend
 from hpt.errors import HptError
 from hpt.observers import PluginHooks, StudyObserver
 from hpt.plugins import registry
+from hpt.pruners import make_pruner
 from hpt.space import Space, as_space
 from hpt.strategy import Strategy
 from hpt.study import Study
@@ -45,7 +46,7 @@ def create_study(
     direction: str | None = None,
     directions: Sequence[str] | None = None,
     seed: int | None = None,
-    workers: int = 1,
+    workers: int | None = None,
     executor: str | None = None,
     executor_options: Mapping[str, Any] | None = None,
     tracking: bool | str = True,
@@ -56,6 +57,8 @@ def create_study(
     name: str | None = None,
     max_failures: int | None = None,
     trial_timeout: float | None = None,
+    prune: str | None = None,
+    prune_options: Mapping[str, Any] | None = None,
     observers: Iterable[StudyObserver] = (),
     checkpoint_root: Path | None = None,
     trials: int | None = None,
@@ -76,7 +79,7 @@ def create_study(
         )
     if len(dirs) > 1 and not strat.multi_objective:
         raise HptError(f"strategy {strat.name!r} optimises one objective; use a multi-objective strategy")
-    executor = executor or ("serial" if workers <= 1 else "process")
+    executor = executor or ("serial" if (workers or 1) <= 1 else "process")
     runner = registry().create("executor", executor, backend, workers, **dict(executor_options or {}))
     config = {
         "strategy": strat.name,
@@ -88,6 +91,8 @@ def create_study(
         "trials": trials,
         "workers": workers,
         "executor": executor,
+        "prune": prune,
+        "prune_options": dict(prune_options or {}),
     }
     all_observers = [PluginHooks(), *observers]
     if tracking:
@@ -108,6 +113,7 @@ def create_study(
         checkpoint_root=checkpoint_root,
         max_failures=max_failures,
         trial_timeout=trial_timeout,
+        pruner=make_pruner(prune, **dict(prune_options or {})),
     )
 
 
@@ -156,6 +162,8 @@ def resume_study(run_id: str, tracking_uri: str | None = None, **overrides: Any)
         tracking=tracking_uri or True,
         strategy_options=config.get("strategy_options"),
         backend_options=config.get("backend_options"),
+        prune=config.get("prune"),
+        prune_options=config.get("prune_options"),
         trials=requested,
         resume=record,
         **overrides,

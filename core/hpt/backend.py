@@ -13,7 +13,9 @@ from hpt.space import Params, Space
 from hpt.trial import Direction
 
 OBJECTIVE = "objective"
-"""The metric name the objective value is logged under in every study, whatever the backend."""
+"""The metric name the final objective value is logged under in every study, whatever the backend."""
+REPORTED = "value"
+"""The metric name of numbers reported without a name (`ctx.report(step, 0.3)`)."""
 
 
 @dataclass
@@ -38,7 +40,7 @@ class TrialContext:
         budget: float | None = None,
         seed: int | None = None,
         checkpoint_dir: Path | None = None,
-        metric: str = OBJECTIVE,
+        metric: str = REPORTED,
         stop_rule: Callable[[int, Mapping[str, float]], bool] | None = None,
     ) -> None:
         self.number = number
@@ -71,7 +73,8 @@ class Backend(ABC):
     """
 
     name: ClassVar[str] = ""
-    metric: str = OBJECTIVE
+    metric: str = REPORTED
+    """The reported metric the objective is measured on (what pruning compares), e.g. `valid_loss`."""
     direction: Direction = "minimize"
 
     @property

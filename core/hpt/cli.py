@@ -15,6 +15,7 @@ from hpt.errors import HptError
 from hpt.observers import StudyObserver
 from hpt.plugins import KINDS, registry
 
+SCHEDULER_FLAGS = ("sampler", "min_budget", "max_budget", "eta")
 BACKEND_FLAGS = ("function", "dim", "dataset", "data", "target", "metric", "device", "size", "folds", "lr_from_finder")
 
 
@@ -108,6 +109,12 @@ def cli() -> None:
     "-B", "--backend-option", "backend_opts", multiple=True, metavar="KEY=VALUE", help="Other backend option."
 )
 @click.option("-O", "--option", "strategy_opts", multiple=True, metavar="KEY=VALUE", help="Strategy option.")
+@click.option("--sampler", help="Strategy that proposes configurations to successive-halving / hyperband / asha.")
+@click.option("--min-budget", type=float, help="Smallest budget (epochs) of successive-halving / hyperband / asha.")
+@click.option("--max-budget", type=float, help="Largest budget (epochs) of successive-halving / hyperband / asha.")
+@click.option("--eta", type=float, help="Promotion ratio of successive-halving / hyperband / asha (default 3).")
+@click.option("--prune", type=click.Choice(["none", "median"]), help="Stop trials whose curve is below the median.")
+@click.option("--prune-warmup", type=int, help="Steps (epochs) before --prune judges a trial (default 2).")
 @click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True, help="Number of trials.")
 @click.option("--timeout", type=float, help="Stop starting trials after this many seconds.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (strategy and trials).")
@@ -119,7 +126,9 @@ def cli() -> None:
     metavar="NAME=VALUE",
     help="Pin a parameter, or narrow it: lr=1e-4..1e-2, act=relu,tanh.",
 )
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Trials run in parallel.")
+@click.option(
+    "--workers", type=click.IntRange(min=1), help="Trials run in parallel (default 1; a dask cluster's size)."
+)
 @click.option("--executor", help="serial, process, dask, ... (default: serial, or process with --workers > 1).")
 @click.option("--scheduler", help="Address of a dask scheduler (tcp://HOST:PORT); implies --executor dask.")
 @click.option("--max-failures", type=click.IntRange(min=1), help="Stop the study after this many failed trials.")
@@ -142,6 +151,11 @@ def run(**opts: Any) -> None:
             opts["resume_id"],
             opts["tracking_uri"],
             trials=opts["trials"] if trials_given else None,
+            workers=opts["workers"],
+            executor=opts["executor"] or ("dask" if opts["scheduler"] else None),
+            executor_options={"scheduler": opts["scheduler"]} if opts["scheduler"] else None,
+            trial_timeout=opts["trial_timeout"],
+            max_failures=opts["max_failures"],
             observers=observers,
         )
         progress_total = remaining
@@ -158,7 +172,12 @@ def run(**opts: Any) -> None:
             executor_options={"scheduler": opts["scheduler"]} if opts["scheduler"] else None,
             tracking=opts["tracking_uri"] or True,
             experiment=opts["experiment"],
-            strategy_options=_typed(_pairs(opts["strategy_opts"], "--option")),
+            strategy_options={
+                **{k: opts[k] for k in SCHEDULER_FLAGS if opts.get(k) is not None},
+                **_typed(_pairs(opts["strategy_opts"], "--option")),
+            },
+            prune=opts["prune"],
+            prune_options={"warmup_steps": opts["prune_warmup"]} if opts["prune_warmup"] is not None else None,
             backend_options=backend_options,
             overrides=_pairs(opts["sets"], "--set"),
             max_failures=opts["max_failures"],

@@ -31,9 +31,9 @@ class Runner:
 
     name = ""
 
-    def __init__(self, backend: Backend, workers: int = 1) -> None:
+    def __init__(self, backend: Backend, workers: int | None = 1) -> None:
         self.backend = backend
-        self.workers = max(1, int(workers))
+        self.workers = max(1, int(workers or 1))
 
     def submit(self, task: TrialTask) -> Future[TrialOutcome]:
         raise NotImplementedError
@@ -57,7 +57,7 @@ class SerialRunner(Runner):
 
     name = "serial"
 
-    def __init__(self, backend: Backend, workers: int = 1) -> None:
+    def __init__(self, backend: Backend, workers: int | None = 1) -> None:
         super().__init__(backend, 1)
 
     def submit(self, task: TrialTask) -> Future[TrialOutcome]:
@@ -139,8 +139,8 @@ class ProcessRunner(Runner):
 
     name = "process"
 
-    def __init__(self, backend: Backend, workers: int = 2) -> None:
-        super().__init__(backend, workers)
+    def __init__(self, backend: Backend, workers: int | None = 2) -> None:
+        super().__init__(backend, workers or 2)
         self._threads = max(1, (os.cpu_count() or 1) // self.workers)
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         self._context = multiprocessing.get_context(method)

@@ -38,6 +38,11 @@ class Strategy(ABC):
     def ask(self, n: int = 1) -> list[Suggestion]:
         """Propose up to `n` configurations."""
 
+    def ask_promotions(self, n: int = 1) -> list[Suggestion]:
+        """Once the study starts no new configurations, propose only promotions of started ones
+        (more budget for a trial that earned it). Strategies without budgets have none."""
+        return []
+
     def tell(self, trial: Trial) -> None:  # noqa: B027 - optional hook: stateless strategies learn nothing
         """Learn from a finished trial."""
 

@@ -21,13 +21,12 @@ from hpt.errors import HptError
 from hpt.evaluation import TrialOutcome, TrialTask
 from hpt.executors import Runner, SerialRunner
 from hpt.observers import StudyObserver
+from hpt.pruners import MedianPruner
 from hpt.space import Params, Space
 from hpt.strategy import Strategy
-from hpt.trial import Suggestion, Trial, TrialState, as_values, better, pareto_front
+from hpt.trial import INTERRUPTED, Suggestion, Trial, TrialState, as_values, better, pareto_front
 
 log = logging.getLogger(__name__)
-
-INTERRUPTED = "interrupted before it finished"
 
 
 class Study:
@@ -48,6 +47,7 @@ class Study:
         checkpoint_root: Path | None = None,
         max_failures: int | None = None,
         trial_timeout: float | None = None,
+        pruner: MedianPruner | None = None,
     ) -> None:
         self.backend = backend
         self.strategy = strategy
@@ -61,7 +61,9 @@ class Study:
         self.config = dict(config or {})
         self.max_failures = max_failures
         self.trial_timeout = trial_timeout
+        self.pruner = pruner
         self.trials: list[Trial] = []
+        self._best: Trial | None = None
         self.final_metrics: dict[str, float] = {}
         self._queue: deque[Suggestion] = deque()
         self._active: dict[int, Trial] = {}
@@ -72,16 +74,26 @@ class Study:
     # Results
     @property
     def best_trial(self) -> Trial | None:
-        """The best complete trial on the first objective."""
-        best: Trial | None = None
-        for trial in self.trials:
-            if (
-                trial.state is TrialState.COMPLETE
-                and trial.value is not None
-                and (best is None or better(trial.value, best.value, self.directions[0]))
-            ):
-                best = trial
-        return best
+        """The best complete trial on the first objective. Where trials ran at different budgets
+        (successive halving), only those at the largest budget reached compete: a lucky value after
+        one epoch does not beat a measured one after fifty."""
+        if self._best is not None and self._best.state is not TrialState.COMPLETE:
+            self._best = None
+            for trial in self.trials:
+                self._consider(trial)
+        return self._best
+
+    def _consider(self, trial: Trial) -> None:
+        if trial.state is not TrialState.COMPLETE or trial.value is None:
+            return
+        best = self._best
+        if (
+            best is None
+            or (trial.budget or 0) > (best.budget or 0)
+            or (trial.budget or 0) == (best.budget or 0)
+            and better(trial.value, best.value, self.directions[0])
+        ):
+            self._best = trial
 
     @property
     def best_value(self) -> float | None:
@@ -113,6 +125,7 @@ class Study:
             if trial.number != len(self.trials):
                 raise HptError(f"cannot restore trial {trial.number}: expected trial {len(self.trials)} next")
             self.trials.append(trial)
+            self._consider(trial)
             if trial.state.finished:
                 self.strategy.tell(trial)
 
@@ -171,7 +184,8 @@ class Study:
 
     # The loop
     def optimize(self, trials: int | None = None, timeout: float | None = None) -> Study:
-        """Run up to `trials` new trials (and/or for `timeout` seconds), or until the strategy is exhausted.
+        """Run up to `trials` new configurations (and/or for `timeout` seconds), or until the strategy is
+        exhausted. Promotions of started configurations (successive halving) do not count as new ones.
 
         Ctrl-C cancels queued trials, records running ones as interrupted and keeps every finished one.
         """
@@ -181,11 +195,14 @@ class Study:
         self._ensure_open()
         try:
             while True:
-                while len(running) < self.runner.workers and (trials is None or started < trials):
+                while len(running) < self.runner.workers:
                     if deadline is not None and time.monotonic() >= deadline:
                         break
                     room = self.runner.workers - len(running)
-                    suggestions = self._next(room if trials is None else min(room, trials - started))
+                    if trials is None or started < trials:
+                        suggestions = self._next(room if trials is None else min(room, trials - started))
+                    else:  # no new configurations any more, but promotions of started ones go on
+                        suggestions = self.strategy.ask_promotions(room)
                     if not suggestions:
                         break
                     for suggestion in suggestions:
@@ -250,6 +267,9 @@ class Study:
             checkpoint_dir=self.checkpoint_root / f"trial-{trial.number:04d}",
             n_objectives=len(self.directions),
             timeout=self.trial_timeout,
+            stop_rule=self.pruner.rule(self.trials, self.backend.metric, self.backend.direction)
+            if self.pruner
+            else None,
         )
 
     def _finish(self, trial: Trial, outcome: TrialOutcome) -> None:
@@ -261,6 +281,7 @@ class Study:
         trial.duration += outcome.duration
         trial.finished_at = time.time()
         self._active.pop(trial.number, None)
+        self._consider(trial)
         self.strategy.tell(trial)
         self._notify("trial_finished", trial)
 

@@ -23,7 +23,7 @@ from hpt.backend import OBJECTIVE
 from hpt.errors import HptError
 from hpt.observers import StudyObserver
 from hpt.space import Space
-from hpt.trial import Trial, TrialState, better
+from hpt.trial import INTERRUPTED, Trial, TrialState
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -178,8 +178,8 @@ class MlflowTracker(StudyObserver):
         self.writer = MlflowWriter(self.client)
         self.parent_run_id: str | None = None
         self.experiment_id: str | None = None
-        self._best: float | None = None
         self._steps_logged: dict[int, int] = {}
+        self._runs: set[int] = set()  # trials that have a child run (the writer creates them later)
 
     def _experiment_id(self) -> str:
         exp = self.client.get_experiment_by_name(self.experiment)
@@ -194,10 +194,14 @@ class MlflowTracker(StudyObserver):
             self.parent_run_id, self.experiment_id = run.info.run_id, run.info.experiment_id
             self.writer.run_ids[PARENT] = self.parent_run_id
             self.writer.run_ids.update(self.resume.child_run_ids)
+            self._runs.update(self.resume.child_run_ids)
             self.writer.call(PARENT, "update_run", "RUNNING")
             for trial in self.resume.interrupted:  # re-queued by the study; close their old runs
-                self.writer.log(trial.number, tags={"hpt.state": "failed", "hpt.error": trial.error})
+                tags = {"hpt.state": "failed", "hpt.error": trial.error, "hpt.requeued": "true"}
+                self.writer.log(trial.number, tags=tags)
                 self.writer.call(trial.number, "set_terminated", "KILLED")
+            for trial in self.resume.unterminated:
+                self.writer.call(trial.number, "set_terminated", _RUN_STATUS[trial.state])
             for trial in study.trials:
                 self._steps_logged[trial.number] = len(trial.intermediate)
                 self._note_best(study, trial)
@@ -221,22 +225,24 @@ class MlflowTracker(StudyObserver):
 
     def trial_started(self, study: Study, trial: Trial) -> None:
         tags = {"hpt.state": "running", "hpt.trial": str(trial.number), "hpt.budget": str(trial.budget)}
-        if trial.number in self.writer.run_ids:  # a promotion continues its own run
+        if trial.number in self._runs:  # a promotion continues its own run
             self.writer.call(trial.number, "update_run", "RUNNING")
             self.writer.log(trial.number, tags=tags)
             return
         tags["mlflow.parentRunId"] = self.parent_run_id
+        self._runs.add(trial.number)
         self.writer.create(trial.number, self.experiment_id, f"trial-{trial.number:04d}", tags)
         self.writer.log(trial.number, params=trial.params)
 
     def trial_finished(self, study: Study, trial: Trial) -> None:
-        from hpt.study import INTERRUPTED
-
         new_reports = trial.intermediate[self._steps_logged.get(trial.number, 0) :]
         self._steps_logged[trial.number] = len(trial.intermediate)
         metrics = [(k, v, step) for step, reported in new_reports for k, v in reported.items()]
         if trial.values:
-            metrics += [(name, v, 0) for name, v in zip(objective_names(len(trial.values)), trial.values, strict=True)]
+            step = round(trial.budget) if trial.budget else 0  # a promoted trial's objective at each budget
+            metrics += [
+                (name, v, step) for name, v in zip(objective_names(len(trial.values)), trial.values, strict=True)
+            ]
         metrics += [(k, v, 0) for k, v in trial.metrics.items()]
         tags = {
             "hpt.state": trial.state.value,
@@ -247,20 +253,17 @@ class MlflowTracker(StudyObserver):
             tags["hpt.budget_history"] = ",".join(f"{b:g}" for b in trial.budget_history)
         if trial.error:
             tags["hpt.error"] = trial.error
+        if trial.state is TrialState.PRUNED and trial.last_step is not None:
+            tags["hpt.stopped_at"] = str(trial.last_step)
         self.writer.log(trial.number, metrics=metrics, tags=tags)
         status = "KILLED" if trial.error == INTERRUPTED else _RUN_STATUS[trial.state]
         self.writer.call(trial.number, "set_terminated", status)
         self._note_best(study, trial)
 
     def _note_best(self, study: Study, trial: Trial) -> None:
-        if (
-            trial.state is TrialState.COMPLETE
-            and trial.value is not None
-            and (self._best is None or better(trial.value, self._best, study.directions[0]))
-        ):
-            self._best = trial.value
-        if self._best is not None and trial.state.finished:
-            self.writer.log(PARENT, metrics=[(BEST_METRIC, self._best, trial.number)])
+        best = study.best_trial
+        if best is not None and trial.state.finished:
+            self.writer.log(PARENT, metrics=[(BEST_METRIC, best.value, trial.number)])
 
     def study_finished(self, study: Study, status: str) -> None:
         best = study.best_trial
@@ -289,6 +292,8 @@ class StudyRecord:
     trials: list[Trial]
     interrupted: list[Trial]
     child_run_ids: dict[int, str]
+    unterminated: list[Trial]
+    """Finished trials whose run status never reached the store (the process died in between)."""
 
 
 def load_study(run_id: str, tracking_uri: str | None = None) -> StudyRecord:
@@ -313,7 +318,7 @@ def load_study(run_id: str, tracking_uri: str | None = None) -> StudyRecord:
         token = page.token
         if not token:
             break
-    finished, interrupted, run_ids = [], [], {}
+    finished, interrupted, unterminated, run_ids = [], [], [], {}
     for run in runs:
         tags, metrics = run.data.tags, run.data.metrics
         number = int(tags["hpt.trial"])
@@ -332,12 +337,15 @@ def load_study(run_id: str, tracking_uri: str | None = None) -> StudyRecord:
             duration=float(tags.get("hpt.duration", 0.0)),
             error=tags.get("hpt.error"),
         )
-        if run.info.status in ("RUNNING", "KILLED") or state_text == "running":
-            trial.error = "interrupted before it finished"
+        was_interrupted = state_text == "running" or trial.error == INTERRUPTED
+        if was_interrupted and tags.get("hpt.requeued") != "true":
+            trial.error = INTERRUPTED
             interrupted.append(trial)
+        elif not was_interrupted and run.info.status == "RUNNING":
+            unterminated.append(trial)
         finished.append(trial)
     finished.sort(key=lambda t: t.number)
-    return StudyRecord(run_id, config, space, finished, interrupted, run_ids)
+    return StudyRecord(run_id, config, space, finished, interrupted, run_ids, unterminated)
 
 
 def _read_text(client: MlflowClient, run_id: str, path: str) -> str:

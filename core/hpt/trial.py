@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 Direction = Literal["minimize", "maximize"]
 DIRECTIONS: tuple[str, ...] = ("minimize", "maximize")
+INTERRUPTED = "interrupted before it finished"
+"""The error of a trial that was running when its study was stopped (Ctrl-C, a kill); resume re-runs it."""
 
 
 class TrialState(StrEnum):

@@ -7,6 +7,13 @@ from hpt import hookimpl
 def hpt_register_strategies(register):
     register("random", "hpt_basic.random_search:RandomSearch", summary="uniform / log-uniform random search")
     register("grid", "hpt_basic.grid_search:GridSearch", summary="every combination, n points per continuous axis")
+    register(
+        "successive-halving",
+        "hpt_basic.multi_fidelity:SuccessiveHalving",
+        summary="start many at a small budget, promote the best 1/eta",
+    )
+    register("hyperband", "hpt_basic.multi_fidelity:Hyperband", summary="successive halving brackets (Li et al.)")
+    register("asha", "hpt_basic.multi_fidelity:ASHA", summary="asynchronous successive halving")
 
 
 @hookimpl

@@ -1,0 +1,109 @@
+"""Parallel speed-up: wall time of the same MLP trials on digits run serially, on a local process pool
+and on a dask LocalCluster, in the same run; then the per-trial overhead of the dask executor with a
+no-op objective against the serial runner.
+
+    python benchmarks/parallel.py [--trials 16] [--workers 2] [--max-epochs 20] [--noop-trials 200] [--repeats 1]
+
+Every configuration runs the same trials (random search, same seed). Wall times include starting and
+stopping the workers (a LocalCluster, or the pool's processes and their torch import), as a user waits
+for them; with `--repeats`, the configurations take turns and each keeps its best time (robust to
+other load on the machine).
+Goals on a 2-core machine: process pool >= 1.7x the serial run, dask within 10% of the process pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from collections.abc import Callable
+
+import hpt
+from hpt.errors import PluginError
+
+NOOP_SPACE = {"x": hpt.Float(-5, 5), "n": hpt.Int(1, 8)}
+
+
+def noop(params: dict) -> float:
+    return 0.0
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def mlp_study(trials: int, workers: int, executor: str, max_epochs: int, dataset: str) -> tuple[float, int]:
+    """Seconds to build and run the study, and how many trials completed."""
+    start = time.perf_counter()
+    study = hpt.create_study(
+        "mlp",
+        seed=0,
+        workers=workers,
+        executor=executor,
+        tracking=False,
+        backend_options={"dataset": dataset},
+        overrides={"max_epochs": str(max_epochs)},
+    )
+    study.optimize(trials)
+    return time.perf_counter() - start, study.counts()["complete"]
+
+
+def mlp_speedups(args: argparse.Namespace) -> None:
+    try:
+        hpt.api.make_backend("mlp", dataset=args.dataset)
+    except PluginError as exc:
+        print(f"skipping the MLP benchmark: {exc}")
+        return
+    rows = {
+        "serial, 1 worker": ("serial", 1),
+        f"process pool, {args.workers} workers": ("process", args.workers),
+        f"dask LocalCluster, {args.workers} workers": ("dask", args.workers),
+    }
+    print(f"{args.trials} MLP trials on {args.dataset}, max_epochs={args.max_epochs}")
+    seconds = {name: float("inf") for name in rows}
+    for _ in range(args.repeats):
+        for name, (executor, workers) in rows.items():
+            wall, complete = mlp_study(args.trials, workers, executor, args.max_epochs, args.dataset)
+            seconds[name] = min(seconds[name], wall)
+            print(f"  {name:<32} {wall:7.2f} s  ({complete} complete)")
+    print("best of", args.repeats, ":", ", ".join(f"{name} {s:.2f} s" for name, s in seconds.items()))
+    serial, process, dask = seconds.values()
+    print(f"speed-up process pool vs serial:  {serial / process:.2f}x  (goal >= 1.7)")
+    print(f"speed-up dask vs serial:          {serial / dask:.2f}x")
+    print(f"dask / process pool wall time:    {dask / process:.2f}   (goal <= 1.10)")
+
+
+def dask_overhead(args: argparse.Namespace) -> None:
+    n = args.noop_trials
+    serial = timed(lambda: hpt.optimize(noop, NOOP_SPACE, trials=n, seed=0, tracking=False))
+    print(f"\nno-op objective, {n} trials (cluster start-up excluded)")
+    print(f"  {'serial runner':<32} {serial / n * 1e3:8.3f} ms/trial")
+    for workers in (1, args.workers):
+        study = hpt.create_study(noop, NOOP_SPACE, seed=0, workers=workers, executor="dask", tracking=False)
+        seconds = timed(lambda study=study: study.optimize(n))
+        overhead = (seconds - serial) / n * 1e3
+        print(
+            f"  dask, {workers} worker(s){'':<19} {seconds / n * 1e3:8.3f} ms/trial  (+{overhead:.3f} ms over serial)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=16, help="MLP trials per configuration")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--max-epochs", type=int, default=20, help="pins the MLP's max_epochs")
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each MLP configuration, best kept")
+    parser.add_argument("--noop-trials", type=int, default=200, help="trials of the dask overhead runs")
+    args = parser.parse_args()
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    print(f"{os.cpu_count()} cores")
+    mlp_speedups(args)
+    dask_overhead(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""The `dask` executor: trials run on dask.distributed workers; the study loop and the MLflow
+writes stay in the driver.
+
+`DaskRunner(backend, workers, scheduler="tcp://HOST:PORT")` connects to an existing cluster;
+without `scheduler` it starts a `LocalCluster` of `workers` single-threaded worker processes
+and shuts it down on `close()` (the study closes its runner after each `optimize`; a later
+`submit` connects again).
+
+The backend travels once per worker, as a worker plugin: the scheduler hands it to every worker,
+including workers that join or restart later, and a trial carries only its parameters.
+A trial whose worker dies fails with the reason, and so does a trial that runs past its
+timeout (its worker is restarted to stop it); the study goes on. On a LocalCluster a trial fails
+when its first worker dies; an existing cluster follows its scheduler's
+`distributed.scheduler.allowed-failures` (dask re-runs the task on another worker that many times).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import uuid
+from concurrent.futures import Future, InvalidStateError, wait
+from dataclasses import dataclass, field
+
+import dask
+from distributed import Client, LocalCluster, get_worker
+from distributed import Future as DaskFuture
+from distributed.diagnostics.plugin import WorkerPlugin
+from distributed.scheduler import KilledWorker
+from hpt.backend import Backend
+from hpt.errors import HptError
+from hpt.evaluation import TrialOutcome, TrialTask, evaluate_trial
+from hpt.executors import Runner, limit_threads
+from hpt.trial import TrialState
+
+CONNECT_TIMEOUT = "30s"
+"""How long to wait for the scheduler, and for a first worker when `workers` is not given."""
+
+
+class BackendPlugin(WorkerPlugin):
+    """Holds the study's backend on each worker and gives trials one thread each (dask runs one
+    task per worker thread, so more would oversubscribe the cores)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def setup(self, worker) -> None:
+        limit_threads(1)
+
+
+def evaluate_on_worker(plugin_name: str, task: TrialTask) -> TrialOutcome:
+    """The task a trial runs as: evaluate it with the backend this worker already holds."""
+    plugin = get_worker().plugins.get(plugin_name)
+    if not isinstance(plugin, BackendPlugin):
+        raise HptError(f"this dask worker has no backend {plugin_name!r}; its plugin setup failed (see worker log)")
+    return evaluate_trial(plugin.backend, task)
+
+
+class DaskRunner(Runner):
+    """Runs trials on a dask.distributed cluster: `scheduler` names one, otherwise a LocalCluster
+    of `workers` processes is started. `workers` is how many trials are in flight; with a
+    `scheduler` and no `workers` it is the cluster's worker threads."""
+
+    name = "dask"
+
+    def __init__(self, backend: Backend, workers: int | None = None, *, scheduler: str | None = None) -> None:
+        super().__init__(backend, workers or os.cpu_count() or 1)
+        self.scheduler = scheduler
+        self.client: Client | None = None
+        self._cluster: LocalCluster | None = None
+        self._plugin_name = f"hpt-backend-{uuid.uuid4().hex[:12]}"
+        self._pending: dict[str, _Flight] = {}
+        self._lock = threading.Lock()
+        self._expiring = threading.Lock()
+        self._keys = itertools.count()
+        self._connect()
+        if scheduler and workers is None:
+            self.workers = _cluster_threads(self.client, scheduler)
+
+    def _connect(self) -> None:
+        """Reach the cluster (or start the local one) and put the backend on its workers."""
+        if self.scheduler:
+            try:
+                self.client = Client(self.scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise HptError(
+                    f"cannot connect to the dask scheduler at {self.scheduler!r} ({exc}); "
+                    "check --scheduler or start one with `dask scheduler`"
+                ) from None
+        else:
+            self._cluster = _local_cluster(self.workers)
+            self.client = Client(self._cluster, set_as_default=False)
+        self.client.register_plugin(BackendPlugin(self.backend), name=self._plugin_name)
+
+    def submit(self, task: TrialTask) -> Future[TrialOutcome]:
+        if self.client is None:
+            self._connect()
+        key = f"hpt-trial-{task.number:04d}-{self._plugin_name[-12:]}-{next(self._keys)}"
+        flight = _Flight(self.client.submit(evaluate_on_worker, self._plugin_name, task, key=key, pure=False))
+        with self._lock:
+            self._pending[key] = flight
+        if task.timeout:
+            flight.timer = threading.Timer(task.timeout, self._expire, (flight, task.timeout))
+            flight.timer.daemon = True
+            flight.timer.start()
+
+        def relay(done: DaskFuture) -> None:
+            with self._lock:
+                self._pending.pop(done.key, None)
+            if flight.timer is not None:
+                flight.timer.cancel()
+            try:
+                outcome = _outcome(done)
+            except Exception as exc:  # never leave the study waiting on a future nobody will set
+                outcome = _failed(f"result could not be fetched from the dask cluster ({exc!r})")
+            _settle(flight.outer, outcome)
+
+        flight.inner.add_done_callback(relay)
+        return flight.outer
+
+    def _expire(self, flight: _Flight, timeout: float) -> None:
+        """Fail a trial that ran past its timeout and restart its worker: a thread cannot be stopped."""
+        with self._expiring:
+            if self.client is None or not _settle(flight.outer, _failed(f"timed out after {timeout:g} s", timeout)):
+                return
+            running_on = [w for w, keys in self.client.processing().items() if flight.inner.key in keys]
+            self.client.cancel([flight.inner], reason="trial timed out")
+            if running_on:
+                self.client.restart_workers(running_on, raise_for_error=False)
+
+    def close(self, cancel: bool = False) -> None:
+        """Cancel (or wait for) trials still on the cluster, take the backend off the workers and
+        disconnect; a LocalCluster this runner started is shut down. A later `submit` reconnects."""
+        if self.client is None:
+            return
+        with self._lock:
+            flights = list(self._pending.values())
+        for flight in flights:
+            if flight.timer is not None:
+                flight.timer.cancel()
+        with self._expiring:  # let a timeout that already fired finish restarting its worker
+            try:
+                if cancel:
+                    self.client.cancel([f.inner for f in flights], reason="study stopped")
+                    for flight in flights:
+                        _settle(flight.outer, _failed("cancelled when the study stopped"))
+                else:
+                    wait([f.outer for f in flights])
+                if self._cluster is None:
+                    self.client.unregister_worker_plugin(self._plugin_name)
+            finally:
+                self.client.close()
+                if self._cluster is not None:
+                    self._cluster.close()
+                self.client, self._cluster = None, None
+
+
+@dataclass
+class _Flight:
+    """A trial on the cluster: the dask future, the future the study waits on, its timeout timer."""
+
+    inner: DaskFuture
+    outer: Future[TrialOutcome] = field(default_factory=Future)
+    timer: threading.Timer | None = None
+
+    def __post_init__(self) -> None:
+        self.outer.set_running_or_notify_cancel()
+
+
+def _cluster_threads(client: Client, scheduler: str) -> int:
+    try:
+        client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+    except TimeoutError:
+        client.close()
+        raise HptError(
+            f"no dask worker joined the scheduler at {scheduler!r} within {CONNECT_TIMEOUT}; "
+            f"start one with `dask worker {scheduler}` or pass --workers N"
+        ) from None
+    return sum(client.nthreads().values())
+
+
+def _local_cluster(workers: int) -> LocalCluster:
+    # A worker that dies fails its trial at once instead of dask re-running it on another worker:
+    # a trial that kills its worker (out of memory, a crash in native code) would do it again.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+
+
+def _failed(reason: str, duration: float = 0.0) -> TrialOutcome:
+    return TrialOutcome(TrialState.FAILED, error=reason, duration=duration)
+
+
+def _settle(future: Future[TrialOutcome], outcome: TrialOutcome) -> bool:
+    """Set the outcome unless the trial already has one (a timeout and a result can race)."""
+    try:
+        future.set_result(outcome)
+    except InvalidStateError:  # the other side won
+        return False
+    return True
+
+
+def _outcome(done: DaskFuture) -> TrialOutcome:
+    """The trial's outcome, or a failed one saying why the cluster could not run it."""
+    if done.status == "finished":
+        return done.result()
+    if done.status == "cancelled":
+        return _failed(f"cancelled on the dask cluster: {_cancel_reason(done)}")
+    exc = done.exception()
+    if isinstance(exc, KilledWorker):
+        worker = getattr(exc.last_worker, "address", exc.last_worker)
+        return _failed(f"dask worker {worker} died while running the trial")
+    return _failed(f"the dask worker could not run the trial: {type(exc).__name__}: {exc}")
+
+
+def _cancel_reason(done: DaskFuture) -> str:
+    try:
+        done.result()
+    except BaseException as exc:  # FutureCancelledError carries the scheduler's reason
+        return str(exc).splitlines()[0]
+    return "no reason given"

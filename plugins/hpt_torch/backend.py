@@ -1,0 +1,189 @@
+"""The `mlp` backend: tune a PyTorch multilayer perceptron on a tabular dataset.
+
+    hpt run --backend mlp --dataset digits --strategy skopt
+    hpt.optimize(MLPBackend(dataset="iris"), trials=20, seed=0)
+
+The objective is a validation metric (the mean over folds with `folds=k`); the test split is scored
+once, for the best configuration, by `final_report`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hpt.backend import Backend, Result, TrialContext, TrialPruned
+from hpt.space import Params, Space
+
+from hpt_torch.datasets import load_dataset, make_folds
+from hpt_torch.hyperparams import LEARNING_RATE_RANGE, MAX_EPOCHS, PATIENCE, default_space, resolve
+from hpt_torch.lr_finder import LRFinding, lr_range_test
+from hpt_torch.metrics import resolve_metric
+from hpt_torch.training import (
+    CHECKPOINT_FILE,
+    TrainingRun,
+    limited_threads,
+    load_checkpoint,
+    mean_metrics,
+    resolve_device,
+    save_checkpoint,
+    seeded,
+    train,
+)
+
+FINDER_SPAN = 10.0
+"""With `lr_from_finder`, the learning-rate range becomes [suggestion / 10, suggestion * 10]."""
+FINDER_BOUNDS = (1e-6, 1.0)
+
+
+class MLPBackend(Backend):
+    """A multilayer perceptron for classification or regression on a bundled, synthetic or CSV dataset.
+
+    Options (the CLI's `--dataset`, `--data`, ... flags, or `-B name=value`):
+    dataset: digits, breast_cancer, wine, iris, diabetes, classification, friedman.
+    data / target: a CSV file and the column to predict (instead of `dataset`).
+    metric: the objective (`valid_loss` by default; `valid_accuracy`, `valid_f1`, `valid_rmse`, `valid_mae`,
+    `valid_r2`; the `valid_` prefix may be left out).
+    device: auto, cpu, cuda, cuda:N, mps. size: rows of a synthetic set (or a subsample of a bundled one).
+    folds: k-fold cross-validation on the non-test rows instead of one validation split.
+    lr_from_finder: run the LR range test first and centre the learning-rate range on its suggestion.
+    max_epochs / patience: the fixed values in the default space. task: force classification or regression
+    for a CSV target. split_seed: the seed of the train/valid/test split (the same for every trial).
+    threads: the most CPU threads one trial's training uses (see `training.limited_threads`).
+    """
+
+    name = "mlp"
+
+    def __init__(
+        self,
+        dataset: str = "digits",
+        data: str | Path | None = None,
+        target: str | None = None,
+        metric: str | None = None,
+        device: str = "auto",
+        size: int | None = None,
+        folds: int | None = None,
+        lr_from_finder: bool = False,
+        max_epochs: int = MAX_EPOCHS,
+        patience: int = PATIENCE,
+        task: str | None = None,
+        split_seed: int = 0,
+        threads: int = 1,
+    ) -> None:
+        resolve_device(device)  # an unavailable device fails now, not in every trial
+        data = str(Path(data).resolve()) if data is not None else None
+        ds = load_dataset(dataset, data, target, size, task, split_seed)
+        self.folds, self.x_test, self.y_test = make_folds(ds, folds, split_seed)
+        self.dataset, self.task, self.n_classes = ds.name, ds.task, ds.n_classes
+        self.metric, self.direction = resolve_metric(metric, ds.task)
+        self.device = device
+        self.max_epochs, self.patience, self.threads = int(max_epochs), int(patience), int(threads)
+        self.learning_rate_range = LEARNING_RATE_RANGE
+        self._options = {
+            "dataset": dataset,
+            "data": data,
+            "target": target,
+            "metric": metric,
+            "device": device,
+            "size": size,
+            "folds": folds,
+            "lr_from_finder": lr_from_finder,
+            "max_epochs": self.max_epochs,
+            "patience": self.patience,
+            "task": task,
+            "split_seed": split_seed,
+        }
+        if lr_from_finder:
+            self.learning_rate_range = narrowed_range(self.find_learning_rate().suggestion)
+
+    # What the study asks about
+    def default_space(self) -> Space:
+        return default_space(self.max_epochs, self.patience, self.learning_rate_range)
+
+    def describe(self) -> str:
+        return f"mlp-{self.dataset}"
+
+    def tags(self) -> dict[str, str]:
+        return {"hpt.dataset": self.dataset, "hpt.task": self.task}
+
+    def options(self) -> dict[str, Any]:
+        return dict(self._options)
+
+    # Training
+    def _runs(self, params: Params, seed: int, folds: list | None = None) -> list[TrainingRun]:
+        device = resolve_device(self.device)
+        return [
+            TrainingRun(
+                params,
+                fold,
+                task=self.task,
+                n_classes=self.n_classes,
+                device=device,
+                seed=seed + i,
+                monitor=self.metric,
+                direction=self.direction,
+            )
+            for i, fold in enumerate(folds or self.folds)
+        ]
+
+    def evaluate(self, params: Params, budget: float | None, ctx: TrialContext) -> Result:
+        """Train (one model, or one per fold in lockstep), report every epoch, stop early, return the
+        best epoch's validation metric. With a budget (epochs), continue from the trial's checkpoint."""
+        params = resolve(params)
+        until = params["max_epochs"] if budget is None else max(1, int(round(budget)))
+        seed = 0 if ctx.seed is None else int(ctx.seed)
+        checkpoint = ctx.checkpoint_dir / CHECKPOINT_FILE if ctx.checkpoint_dir is not None else None
+        with seeded(seed, resolve_device(self.device)), limited_threads(self.threads):
+            runs = self._runs(params, seed)
+            if budget is not None and checkpoint is not None:
+                load_checkpoint(checkpoint, runs, params, until)
+
+            def report(epoch: int, metrics: dict[str, float]) -> None:
+                ctx.report(epoch, metrics)
+                if ctx.should_stop():
+                    if checkpoint is not None:
+                        save_checkpoint(checkpoint, runs, params)
+                    raise TrialPruned()
+
+            train(runs, until, report)
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, runs, params)
+        best = mean_metrics([run.best_metrics for run in runs])
+        extra = {
+            "best_epoch": float(np.mean([run.best_epoch for run in runs])),
+            "epochs": max(run.epoch for run in runs),
+            "n_params": runs[0].n_params,
+        }
+        return Result(best[self.metric], metrics={**{f"best_{k}": v for k, v in best.items()}, **extra})
+
+    def final_report(self, params: Params, seed: int | None) -> dict[str, float]:
+        """Train the configuration on the first fold (as its trial did, same seed) and score the test split."""
+        params = resolve(params)
+        seed = 0 if seed is None else int(seed)
+        with seeded(seed, resolve_device(self.device)), limited_threads(self.threads):
+            (run,) = self._runs(params, seed, self.folds[:1])
+            train([run], params["max_epochs"])
+            run.restore_best()
+            metrics = run.evaluate(*run.tensors(self.x_test, self.y_test))
+        return {f"test_{k}": v for k, v in metrics.items()}
+
+    def find_learning_rate(self, params: Params | None = None, seed: int = 0, **options: Any) -> LRFinding:
+        """The LR range test on the first fold's training rows, for `params` (default: the defaults)."""
+        params = resolve(params or {})
+        with limited_threads(self.threads):
+            return lr_range_test(
+                params,
+                self.folds[0],
+                task=self.task,
+                n_classes=self.n_classes,
+                device=resolve_device(self.device),
+                seed=seed,
+                **options,
+            )
+
+
+def narrowed_range(suggestion: float) -> tuple[float, float]:
+    """The learning-rate range centred (in log scale) on the finder's suggestion, two decades wide."""
+    low = min(max(suggestion / FINDER_SPAN, FINDER_BOUNDS[0]), FINDER_BOUNDS[1] / FINDER_SPAN**2)
+    return low, low * FINDER_SPAN**2

@@ -1,0 +1,271 @@
+"""Tabular data for the MLP: scikit-learn's bundled and synthetic sets, or a CSV file; and the
+train / valid / test splits (or k folds), standardised on the training rows only.
+
+Everything here is numpy: the backend keeps these arrays and is pickled once per worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from hpt.errors import DataError
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+
+BUNDLED = {
+    "digits": ("load_digits", CLASSIFICATION),
+    "breast_cancer": ("load_breast_cancer", CLASSIFICATION),
+    "wine": ("load_wine", CLASSIFICATION),
+    "iris": ("load_iris", CLASSIFICATION),
+    "diabetes": ("load_diabetes", REGRESSION),
+}
+SYNTHETIC = {"classification": CLASSIFICATION, "friedman": REGRESSION}
+DATASETS = (*BUNDLED, *SYNTHETIC)
+SYNTHETIC_ROWS = 1000
+MAX_CLASSES_FOR_NUMERIC_TARGET = 20
+MIN_ROWS = 20
+
+
+@dataclass
+class Dataset:
+    """Features and target of one task. `y` holds class indices (into `classes`) or real values."""
+
+    name: str
+    task: str
+    x: np.ndarray
+    y: np.ndarray
+    classes: list | None = None
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes) if self.classes is not None else 0
+
+    @property
+    def n_outputs(self) -> int:
+        """Network outputs: one logit for binary classification and regression, one per class otherwise."""
+        return self.n_classes if self.n_classes > 2 else 1
+
+
+@dataclass
+class Fold:
+    """One train / valid pair, standardised with the training rows' statistics (`x_mean`, `x_scale`).
+
+    Regression targets are standardised too (`y_mean`, `y_std` map predictions back to the data's units).
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_valid: np.ndarray
+    y_valid: np.ndarray
+    x_mean: np.ndarray
+    x_scale: np.ndarray
+    y_mean: float = 0.0
+    y_std: float = 1.0
+
+    def scale_x(self, x: np.ndarray) -> np.ndarray:
+        """Features standardised as this fold's were (for a test split or new data)."""
+        return ((x - self.x_mean) / self.x_scale).astype(np.float32)
+
+    def scale_y(self, y: np.ndarray) -> np.ndarray:
+        """Regression targets standardised as this fold's were; class indices pass through."""
+        return y if self.y_train.dtype == np.int64 else ((y - self.y_mean) / self.y_std).astype(np.float32)
+
+
+def load_dataset(
+    dataset: str = "digits",
+    data: str | Path | None = None,
+    target: str | None = None,
+    size: int | None = None,
+    task: str | None = None,
+    seed: int = 0,
+) -> Dataset:
+    """A bundled or synthetic set by name, or a CSV file with a `target` column.
+
+    `size` is the number of rows of a synthetic set, or of a stratified subsample of a bundled set.
+    """
+    if size is not None and int(size) < MIN_ROWS:
+        raise DataError(f"--size must be at least {MIN_ROWS}, got {size}")
+    if data is not None:
+        if target is None:
+            raise DataError(f"--data {data} needs --target COLUMN naming the column to predict")
+        ds = _load_csv(Path(data), target, task)
+    elif target is not None:
+        raise DataError("--target applies to a CSV file: pass --data FILE.csv too")
+    elif dataset in BUNDLED:
+        ds = _load_bundled(dataset)
+    elif dataset in SYNTHETIC:
+        ds = _make_synthetic(dataset, int(size or SYNTHETIC_ROWS), seed)
+    else:
+        raise DataError(f"unknown dataset {dataset!r}; available: {', '.join(DATASETS)} (or --data FILE.csv)")
+    if size is not None and dataset in BUNDLED and data is None and int(size) < len(ds.y):
+        keep = _subsample(ds, int(size), seed)
+        ds = Dataset(ds.name, ds.task, ds.x[keep], ds.y[keep], ds.classes)
+    _check(ds)
+    return ds
+
+
+def _load_bundled(name: str) -> Dataset:
+    import sklearn.datasets
+
+    loader, task = BUNDLED[name]
+    x, y = getattr(sklearn.datasets, loader)(return_X_y=True)
+    if task == CLASSIFICATION:
+        classes, y = np.unique(y, return_inverse=True)
+        return Dataset(name, task, x.astype(np.float32), y.astype(np.int64), classes.tolist())
+    return Dataset(name, task, x.astype(np.float32), y.astype(np.float32))
+
+
+def _make_synthetic(name: str, rows: int, seed: int) -> Dataset:
+    from sklearn.datasets import make_classification, make_friedman1
+
+    if name == "classification":
+        x, y = make_classification(rows, n_features=20, n_informative=10, n_classes=3, random_state=seed)
+        return Dataset(name, CLASSIFICATION, x.astype(np.float32), y.astype(np.int64), [0, 1, 2])
+    x, y = make_friedman1(rows, n_features=10, noise=1.0, random_state=seed)
+    return Dataset(name, REGRESSION, x.astype(np.float32), y.astype(np.float32))
+
+
+def _load_csv(path: Path, target: str, task: str | None) -> Dataset:
+    import pandas as pd
+
+    if not path.is_file():
+        raise DataError(f"data file {str(path)!r} does not exist")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"data file {str(path)!r} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"data file {str(path)!r} is not a readable CSV: {str(exc).splitlines()[0]}") from None
+    if target not in frame.columns:
+        raise DataError(
+            f"target column {target!r} is not in {path.name}; its columns are {', '.join(map(str, frame.columns))}"
+        )
+    if frame.empty:
+        raise DataError(f"data file {str(path)!r} has a header but no rows")
+    features = frame.drop(columns=[target])
+    if features.shape[1] == 0:
+        raise DataError(f"data file {str(path)!r} has no feature column besides the target {target!r}")
+    text = [str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    if text:
+        raise DataError(
+            f"feature column(s) {', '.join(text)} of {path.name} are not numeric; encode them as numbers first"
+        )
+    missing = [str(c) for c in frame.columns if frame[c].isna().any()]
+    if missing:
+        raise DataError(f"column(s) {', '.join(missing)} of {path.name} have missing values; fill or drop those rows")
+    x = features.to_numpy(dtype=np.float32)
+    column = frame[target]
+    task = task or _infer_task(column)
+    if task == CLASSIFICATION:
+        classes, y = np.unique(column.to_numpy(), return_inverse=True)
+        return Dataset(path.stem, task, x, y.astype(np.int64), classes.tolist())
+    if task != REGRESSION:
+        raise DataError(f"unknown task {task!r}; use {CLASSIFICATION} or {REGRESSION}")
+    if not pd.api.types.is_numeric_dtype(column):
+        raise DataError(f"target column {target!r} is not numeric, so it cannot be a regression target")
+    return Dataset(path.stem, task, x, column.to_numpy(dtype=np.float32))
+
+
+def _infer_task(column) -> str:
+    """Text, boolean or few-valued integer targets are classes; other numbers are regression."""
+    import pandas as pd
+
+    if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return CLASSIFICATION
+    values = column.to_numpy()
+    integral = bool(np.all(np.equal(np.mod(values, 1), 0)))
+    return CLASSIFICATION if integral and column.nunique() <= MAX_CLASSES_FOR_NUMERIC_TARGET else REGRESSION
+
+
+def _check(ds: Dataset) -> None:
+    if len(ds.y) < MIN_ROWS:
+        raise DataError(
+            f"dataset {ds.name!r} has {len(ds.y)} rows; at least {MIN_ROWS} are needed for train/valid/test splits"
+        )
+    if ds.task == CLASSIFICATION:
+        counts = np.bincount(ds.y, minlength=ds.n_classes)
+        if ds.n_classes < 2:
+            raise DataError(f"the target of {ds.name!r} has a single class ({ds.classes[0]!r}); nothing to classify")
+        if counts.min() < 3:
+            rare = ds.classes[int(counts.argmin())]
+            raise DataError(
+                f"class {rare!r} of {ds.name!r} has {counts.min()} row(s); each class needs at least 3 for the splits"
+            )
+    elif float(np.std(ds.y)) == 0.0:
+        raise DataError(f"the target of {ds.name!r} is constant; nothing to predict")
+
+
+def _subsample(ds: Dataset, size: int, seed: int) -> np.ndarray:
+    from sklearn.model_selection import train_test_split
+
+    stratify = ds.y if ds.task == CLASSIFICATION else None
+    keep, _ = train_test_split(np.arange(len(ds.y)), train_size=size, stratify=stratify, random_state=seed)
+    return np.sort(keep)
+
+
+def make_folds(
+    ds: Dataset, folds: int | None = None, seed: int = 0, test_fraction: float = 0.2, valid_fraction: float = 0.2
+) -> tuple[list[Fold], np.ndarray, np.ndarray]:
+    """Hold out a test split, then one train/valid split (or `folds` folds) of the rest.
+
+    Returns the folds and the test features/targets, standardised with the first fold's statistics
+    (the first fold is also where the final model of a study is trained).
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
+
+    classify = ds.task == CLASSIFICATION
+    rows = np.arange(len(ds.y))
+    try:
+        rest, test = train_test_split(
+            rows, test_size=test_fraction, stratify=ds.y if classify else None, random_state=seed
+        )
+        if folds is None:
+            valid_share = valid_fraction / (1.0 - test_fraction)
+            train, valid = train_test_split(
+                rest, test_size=valid_share, stratify=ds.y[rest] if classify else None, random_state=seed
+            )
+            pairs = [(train, valid)]
+        else:
+            if int(folds) < 2:
+                raise DataError(f"--folds must be at least 2, got {folds}")
+            splitter = (StratifiedKFold if classify else KFold)(int(folds), shuffle=True, random_state=seed)
+            pairs = [(rest[a], rest[b]) for a, b in splitter.split(ds.x[rest], ds.y[rest])]
+    except ValueError as exc:  # too few rows of a class for a stratified split, more folds than rows
+        raise DataError(f"cannot split {ds.name!r}: {str(exc).splitlines()[0]}") from None
+    out = [_fold_arrays(ds.x, ds.y, train, valid, classify) for train, valid in pairs]
+    return out, out[0].scale_x(ds.x[test]), out[0].scale_y(ds.y[test])
+
+
+def fold_from_arrays(x: np.ndarray, y: np.ndarray, classify: bool, valid_fraction: float, seed: int) -> Fold:
+    """A standardised train/valid fold from in-memory arrays (the scikit-learn estimators' `fit`).
+
+    With `valid_fraction == 0` the valid split is empty and training monitors the training loss.
+    """
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(len(y))
+    if valid_fraction <= 0:
+        return _fold_arrays(x, y, rows, rows[:0], classify)
+    try:
+        train, valid = train_test_split(
+            rows, test_size=valid_fraction, stratify=y if classify else None, random_state=seed
+        )
+    except ValueError:  # a class too rare to stratify: a plain random split still works
+        train, valid = train_test_split(rows, test_size=valid_fraction, random_state=seed)
+    return _fold_arrays(x, y, train, valid, classify)
+
+
+def _fold_arrays(x: np.ndarray, y: np.ndarray, train: np.ndarray, valid: np.ndarray, classify: bool) -> Fold:
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x[train])  # constant columns get scale 1, not a division by zero
+    mean, scale = scaler.mean_.astype(np.float32), scaler.scale_.astype(np.float32)
+    xs = [((x[rows] - mean) / scale).astype(np.float32) for rows in (train, valid)]
+    if classify:
+        return Fold(xs[0], y[train].astype(np.int64), xs[1], y[valid].astype(np.int64), mean, scale)
+    y_mean, y_std = float(np.mean(y[train])), float(np.std(y[train])) or 1.0
+    ys = [((y[rows] - y_mean) / y_std).astype(np.float32) for rows in (train, valid)]
+    return Fold(xs[0], ys[0], xs[1], ys[1], mean, scale, y_mean, y_std)

@@ -1,0 +1,106 @@
+"""The learning-rate range test (Smith, 2017): raise the rate exponentially batch after batch,
+watch the smoothed training loss, and suggest a tenth of the rate where the loss stops falling."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from hpt.errors import HptError
+
+from hpt_torch.datasets import Fold
+from hpt_torch.training import TrainingRun, seeded
+
+SMOOTHING = 0.98
+"""Weight of the running loss in the exponential moving average (bias-corrected)."""
+DIVERGENCE_FACTOR = 4.0
+"""The test stops once the smoothed loss exceeds this multiple of its minimum."""
+
+
+@dataclass
+class LRFinding:
+    """Rates tried, their smoothed losses, the rate at the loss minimum and the suggested rate."""
+
+    learning_rates: list[float]
+    losses: list[float]
+    min_loss_rate: float
+    suggestion: float
+
+    def plot(self, path: str | Path) -> Path:
+        """Save loss against rate (log axis) with the suggestion marked, as an image."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(self.learning_rates, self.losses)
+        ax.axvline(self.suggestion, color="tab:green", linestyle="--", label=f"suggested {self.suggestion:.2g}")
+        ax.axvline(self.min_loss_rate, color="tab:red", linestyle=":", label=f"loss minimum {self.min_loss_rate:.2g}")
+        ax.set(xscale="log", xlabel="learning rate", ylabel="training loss (smoothed)", title="LR range test")
+        ax.set_ylim(top=min(max(self.losses), 1.5 * self.losses[0]) * 1.05)  # keep the divergence from flattening it
+        ax.legend()
+        fig.tight_layout()
+        path = Path(path)
+        fig.savefig(path)
+        plt.close(fig)
+        return path
+
+
+def lr_range_test(
+    params: dict[str, Any],
+    fold: Fold,
+    *,
+    task: str,
+    n_classes: int,
+    device: torch.device,
+    seed: int = 0,
+    start: float = 1e-5,
+    end: float = 10.0,
+    steps: int = 200,
+) -> LRFinding:
+    """Train `params`' network on `fold`'s training rows for up to `steps` batches while the rate grows
+    from `start` to `end`; the suggestion is a tenth of the rate at the smoothed loss's minimum."""
+    if not 0 < start < end or steps < 2:
+        raise HptError(
+            f"--start/--end/--steps: need 0 < start < end and steps >= 2, got start={start}, end={end}, steps={steps}"
+        )
+    with seeded(seed, device):
+        run = TrainingRun(
+            {**params, "lr_schedule": "constant", "warmup_epochs": 0},
+            fold,
+            task=task,
+            n_classes=n_classes,
+            device=device,
+            seed=seed,
+        )
+        n = len(run.y_train)
+        rates, losses = [], []
+        order, position, average, best = torch.randperm(n, device=device, generator=run.generator), 0, 0.0, math.inf
+        run.model.train()
+        for step in range(steps):
+            rate = start * (end / start) ** (step / (steps - 1))
+            for group in run.optimizer.param_groups:
+                group["lr"] = rate
+            if position + run.batch_size > n:
+                order, position = torch.randperm(n, device=device, generator=run.generator), 0
+            loss = float(run.train_batch(order[position : position + run.batch_size]))
+            position += run.batch_size
+            if not math.isfinite(loss):
+                break
+            average = SMOOTHING * average + (1 - SMOOTHING) * loss
+            smoothed = average / (1 - SMOOTHING ** (step + 1))
+            rates.append(rate)
+            losses.append(smoothed)
+            best = min(best, smoothed)
+            if smoothed > DIVERGENCE_FACTOR * best:
+                break
+    if not losses:
+        raise HptError(
+            f"the LR range test found no usable rate: the loss was not finite even at the starting rate {start:g}"
+        )
+    min_rate = rates[losses.index(min(losses))]
+    return LRFinding(rates, losses, min_rate, max(start, min_rate / 10))
