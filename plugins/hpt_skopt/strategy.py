@@ -1,0 +1,227 @@
+"""Bayesian optimisation through `skopt.Optimizer` (GP, or random-forest / extra-trees / GBRT surrogates).
+
+How the study loop's contract maps onto scikit-optimize:
+- Tells are buffered and the model is refitted once at the next ask on every told trial, so a
+  resumed study (hundreds of replayed tells) fits the surrogate once instead of once per trial.
+- With `warp` (the default) the surrogate sees log-warped losses, log1p((y - min) / median gap):
+  the order is kept, but a few huge losses (a diverged training run, the walls of Rosenbrock's
+  valley) no longer flatten the model around the good region.
+- Pending trials (asked, not told) are covered by a constant liar: the model is refitted with
+  every pending point told at the best loss seen so far ("cl_min"), so parallel asks get distinct
+  points away from each other. Without pending points the optimizer's own proposal is used.
+- A failed trial is told as the worst loss seen so far: failures in network training cluster in
+  regions (a learning rate that diverges), and a penalty steers the model away from them, where
+  skipping them would let it propose the same region again.
+- Ask latency stays bounded as trials grow: once `warm_after` trials are told, the GP starts
+  its hyperparameter fit from the previous fit's kernel with no random restarts, and the
+  acquisition optimiser runs fewer L-BFGS restarts (`n_restarts`, halved) from fewer random
+  candidates (scoring a candidate costs O(trials^2) in scikit-optimize's GP, so their number
+  shrinks with the square of the trials, down to a floor of 1000); only the latest model is kept,
+  so memory does not grow either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from hpt.errors import PluginError
+from hpt.space import Space
+from hpt.strategy import Strategy
+from hpt.trial import Suggestion, Trial
+from sklearn.base import clone
+from sklearn.ensemble import GradientBoostingRegressor
+from sklearn.gaussian_process.kernels import WhiteKernel
+from skopt import Optimizer
+from skopt.learning import GaussianProcessRegressor, GradientBoostingQuantileRegressor
+
+from hpt_skopt.dimensions import Point, SkoptSpace
+
+SURROGATES = {"gp": "GP", "rf": "RF", "et": "ET", "gbrt": "GBRT"}
+ACQUISITIONS = ("EI", "PI", "LCB", "gp_hedge")
+ACQ_OPTIMIZERS = ("auto", "lbfgs", "sampling")
+
+
+def _choice(option: str, value: Any, allowed: Sequence[str] | Mapping[str, str]) -> str:
+    for name in allowed:
+        if str(value).lower() == name.lower():
+            return name
+    raise PluginError(f"strategy 'skopt': {option}={value!r} is not supported; use one of {', '.join(allowed)}")
+
+
+def _count(option: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) or value < minimum:
+        raise PluginError(f"strategy 'skopt': {option} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class _QuantileGBRT(GradientBoostingQuantileRegressor):
+    """scikit-optimize's GBRT surrogate made usable with current libraries: declared a regressor the way
+    scikit-learn >= 1.6 checks it, and its spread predicted without `np.in1d` (gone in NumPy 2.4)."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "regressor"
+        return tags
+
+    def predict(self, X, return_std=False, return_quantiles=False):
+        if not return_std or return_quantiles:
+            return super().predict(X, return_std=return_std, return_quantiles=return_quantiles)
+        low, mean, high = (self.regressors_[self.quantiles.index(q)].predict(X) for q in (0.16, 0.5, 0.84))
+        return mean, (high - low) / 2.0
+
+
+def _key(params: Mapping[str, Any]) -> str:
+    return repr(sorted(params.items()))
+
+
+class SkoptStrategy(Strategy):
+    """Gaussian-process (or tree-ensemble) Bayesian optimisation with scikit-optimize.
+
+    Options: `surrogate` (gp, rf, et, gbrt), `acq` (EI, PI, LCB, gp_hedge), `n_initial_points`
+    (random points before the model is used), `acq_optimizer` (auto, lbfgs, sampling),
+    `n_points` (random candidates scored per ask), `n_restarts` (L-BFGS runs per ask),
+    `warm_after` (trials told before fits are warm-started and cheapened, to bound ask latency)
+    and `warp` (model log-warped losses).
+    """
+
+    name = "skopt"
+    multi_objective = False
+
+    def __init__(
+        self,
+        space: Space,
+        *,
+        directions: Sequence[str] = ("minimize",),
+        seed: int | None = None,
+        surrogate: str = "gp",
+        acq: str = "gp_hedge",
+        n_initial_points: int = 10,
+        acq_optimizer: str = "auto",
+        n_points: int = 10000,
+        n_restarts: int = 5,
+        warm_after: int = 40,
+        warp: bool = True,
+    ) -> None:
+        super().__init__(space, directions=directions, seed=seed)
+        if not space.tunable_names:
+            raise PluginError("strategy 'skopt': the space has nothing to tune (every parameter is fixed)")
+        self.surrogate = _choice("surrogate", surrogate, SURROGATES)
+        self.acq = _choice("acq", acq, ACQUISITIONS)
+        self.acq_optimizer = _choice("acq_optimizer", acq_optimizer, ACQ_OPTIMIZERS)
+        if self.acq_optimizer == "lbfgs" and self.surrogate != "gp":
+            raise PluginError(f"strategy 'skopt': acq_optimizer=lbfgs needs surrogate=gp, not {self.surrogate}")
+        self.n_initial_points = _count("n_initial_points", n_initial_points, 1)
+        self.n_points = _count("n_points", n_points, 1)
+        self.n_restarts = _count("n_restarts", n_restarts, 1)
+        self.warm_after = _count("warm_after", warm_after, 1)
+        if not isinstance(warp, bool):
+            raise PluginError(f"strategy 'skopt': warp must be true or false, got {warp!r}")
+        self.warp = warp
+        self.mapping = SkoptSpace(space)
+        self.optimizer = self._new_optimizer(self.n_initial_points)
+        self.told_points: list[Point] = []  # what the model is fitted on, failures included
+        self.told_losses: list[float] = []  # their losses as told (a failure: the worst loss then)
+        self._completed: list[tuple[Point, float]] = []  # told, waiting for the next ask
+        self._failed: list[Point] = []  # told failed, waiting for a loss to penalise them with
+        self._pending: dict[str, list[Point]] = {}  # params key -> points asked and not told yet
+
+    def _new_optimizer(self, n_initial_points: int) -> Optimizer:
+        return Optimizer(
+            self.mapping.dimensions,
+            base_estimator=self._surrogate(),
+            n_initial_points=n_initial_points,
+            acq_func=self.acq,
+            acq_optimizer=self.acq_optimizer,
+            acq_optimizer_kwargs={"n_points": self.n_points, "n_restarts_optimizer": self.n_restarts},
+            random_state=int(self.rng.integers(2**31 - 1)),
+            model_queue_size=1,
+        )
+
+    def _surrogate(self) -> str | _QuantileGBRT:
+        if self.surrogate != "gbrt":
+            return SURROGATES[self.surrogate]
+        gbrt = GradientBoostingRegressor(n_estimators=30, loss="quantile")  # scikit-optimize's own settings
+        return _QuantileGBRT(base_estimator=gbrt, random_state=int(self.rng.integers(2**31 - 1)))
+
+    @property
+    def told(self) -> int:
+        """Trials the optimizer has been told, including those waiting for the next ask."""
+        return len(self.told_losses) + len(self._completed) + len(self._failed)
+
+    def tell(self, trial: Trial) -> None:
+        point = self.mapping.to_point(trial.params)
+        waiting = self._pending.get(_key(trial.params))
+        if waiting:
+            waiting.pop(0)
+        loss = self.loss(trial)
+        if loss is None:
+            self._failed.append(point)
+        else:
+            self._completed.append((point, float(loss)))
+
+    def ask(self, n: int = 1) -> list[Suggestion]:
+        self._flush()
+        out = []
+        for _ in range(n):
+            point = self._propose()
+            params = self.mapping.to_params(point)
+            self._pending.setdefault(_key(params), []).append(self.mapping.to_point(params))
+            out.append(Suggestion(params))
+        return out
+
+    def _flush(self) -> None:
+        """Refit on every told trial, buffered tells included: one model fit however many arrived."""
+        new, self._completed = self._completed, []
+        known = [y for _, y in new] + self.told_losses
+        if self._failed and known:
+            new += [(x, max(known)) for x in self._failed]
+            self._failed = []
+        if not new:
+            return
+        self.told_points += [x for x, _ in new]
+        self.told_losses += [y for _, y in new]
+        previous, self.optimizer = self.optimizer, self._new_optimizer(self.n_initial_points)
+        if hasattr(previous, "gains_"):
+            self.optimizer.gains_ = np.copy(previous.gains_)
+        if len(self.told_losses) >= self.warm_after:
+            self._warm_start(previous)
+        self.optimizer.tell(self.told_points, self._model_losses())
+
+    def _model_losses(self) -> list[float]:
+        """The losses the surrogate sees: as told, or log-warped (rank-preserving) when `warp` is on."""
+        y = np.asarray(self.told_losses, dtype=float)
+        if not self.warp:
+            return y.tolist()
+        gap = y - y.min()
+        scale = np.median(gap) or 1.0
+        return np.log1p(gap / scale).tolist()
+
+    def _warm_start(self, previous: Optimizer) -> None:
+        """Start the fit from the last fitted kernel without restarts, and cheapen the acquisition."""
+        told = len(self.told_losses)
+        self.optimizer.n_restarts_optimizer = max(1, self.n_restarts // 2)
+        self.optimizer.n_points = max(min(self.n_points, 1000), int(self.n_points * (self.warm_after / told) ** 2))
+        last = previous.models[-1] if previous.models else None
+        if not isinstance(last, GaussianProcessRegressor):
+            return
+        kernel = clone(last.kernel_)
+        if last.noise_ is not None and isinstance(getattr(kernel, "k2", None), WhiteKernel):
+            kernel.k2.set_params(noise_level=max(last.noise_, 1e-5))  # the fit zeroed it for prediction
+        self.optimizer.base_estimator_ = clone(last).set_params(kernel=kernel, n_restarts_optimizer=0)
+
+    def _propose(self) -> Point:
+        pending = [x for xs in self._pending.values() for x in xs]
+        if not pending:
+            return self.optimizer.ask()
+        if self.told + len(pending) < self.n_initial_points or not self.optimizer.yi:
+            return self.optimizer.space.rvs(random_state=int(self.rng.integers(2**31 - 1)))[0]
+        liar = self._new_optimizer(0)  # fitted at once: the real optimizer decided the model may be used
+        liar.base_estimator_ = self.optimizer.base_estimator_  # same (maybe warm-started) model and budget
+        liar.n_points, liar.n_restarts_optimizer = self.optimizer.n_points, self.optimizer.n_restarts_optimizer
+        if self.acq == "gp_hedge" and hasattr(self.optimizer, "gains_"):
+            liar.gains_ = np.copy(self.optimizer.gains_)
+        lie = float(np.min(self.optimizer.yi))
+        liar.tell(list(self.optimizer.Xi) + pending, list(self.optimizer.yi) + [lie] * len(pending))
+        return liar.ask()

@@ -1,0 +1,190 @@
+"""The scikit-optimize strategy: valid and reproducible proposals, mixed spaces, pending asks,
+failed trials, resume, convergence and option errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hpt.errors import PluginError
+from hpt.plugins import registry
+from hpt.space import Categorical, Fixed, Float, Int, Space
+from hpt.trial import Trial, TrialState
+from hpt_basic.test_functions import FUNCTIONS
+from hpt_skopt.strategy import SkoptStrategy
+
+MIXED = Space(
+    {
+        "lr": Float(1e-4, 1e-1, log=True),
+        "units": Int(8, 512, log=True),
+        "batch": Int(16, 128, step=16),
+        "optimizer": Categorical(["sgd", "adam", "rmsprop"]),
+        "momentum": Float(0.0, 0.99, when={"optimizer": ["sgd"]}),
+        "epochs": Fixed(5),
+    }
+)
+
+
+def mixed_loss(params: dict) -> float:
+    momentum = params.get("momentum", 0.9)
+    return (
+        (np.log10(params["lr"]) + 2.5) ** 2
+        + (np.log2(params["units"]) - 6) ** 2 / 10
+        + (params["batch"] - 64) ** 2 / 1e3
+        + (0.0 if params["optimizer"] == "adam" else 0.5)
+        + (momentum - 0.9) ** 2
+    )
+
+
+def finished(number: int, params: dict, value: float | None) -> Trial:
+    state = TrialState.FAILED if value is None else TrialState.COMPLETE
+    return Trial(number, params, state=state, values=None if value is None else [value])
+
+
+def drive(strategy: SkoptStrategy, objective, trials: int) -> list[Trial]:
+    """The sequential study loop: ask one, evaluate, tell."""
+    done = []
+    for number in range(trials):
+        params = strategy.ask(1)[0].params
+        trial = finished(number, params, objective(params))
+        strategy.tell(trial)
+        done.append(trial)
+    return done
+
+
+def test_proposals_are_valid_in_a_mixed_conditional_space():
+    trials = drive(SkoptStrategy(MIXED, seed=0, n_initial_points=5), mixed_loss, 14)
+    for trial in trials:
+        assert MIXED.validate(trial.params) == trial.params
+        assert ("momentum" in trial.params) == (trial.params["optimizer"] == "sgd")
+        assert trial.params["batch"] % 16 == 0 and trial.params["epochs"] == 5
+    assert {t.params["optimizer"] for t in trials} >= {"sgd", "adam"}
+
+
+def test_same_seed_same_proposals_other_seed_other_proposals():
+    def proposals(seed: int) -> list[dict]:
+        return [t.params for t in drive(SkoptStrategy(MIXED, seed=seed, n_initial_points=4), mixed_loss, 7)]
+
+    assert proposals(3) == proposals(3)
+    assert proposals(3) != proposals(4)
+
+
+def test_log_params_use_log_priors_and_steps_map_to_indices():
+    dims = dict(zip(MIXED.tunable_names, SkoptStrategy(MIXED, seed=0).mapping.dimensions, strict=True))
+    assert dims["lr"].prior == "log-uniform" and dims["units"].prior == "log-uniform"
+    assert (dims["batch"].low, dims["batch"].high) == (0, 7)
+    assert "epochs" not in dims
+
+
+def test_an_inactive_parameter_always_gets_the_same_coordinate():
+    mapping = SkoptStrategy(MIXED, seed=0).mapping
+    a = mapping.to_point({"lr": 0.01, "units": 32, "batch": 32, "optimizer": "adam"})
+    b = mapping.to_point({"lr": 0.001, "units": 64, "batch": 64, "optimizer": "rmsprop"})
+    c = mapping.to_point({"lr": 0.001, "units": 64, "batch": 64, "optimizer": "sgd", "momentum": 0.2})
+    slot = MIXED.tunable_names.index("momentum")
+    assert a[slot] == b[slot] != c[slot] == 0.2
+
+
+@pytest.mark.parametrize("told", [0, 6])
+def test_asks_before_tells_get_distinct_points(told):
+    strategy = SkoptStrategy(MIXED, seed=1, n_initial_points=5)
+    drive(strategy, mixed_loss, told)
+    first = strategy.ask(2)
+    second = strategy.ask(2)
+    keys = {repr(sorted(s.params.items())) for s in first + second}
+    assert len(keys) == 4
+    assert all(MIXED.validate(s.params) == s.params for s in first + second)
+
+
+def test_failed_trials_are_told_as_the_worst_loss_once_a_loss_is_known():
+    space = FUNCTIONS["branin"].space(2)
+    strategy = SkoptStrategy(space, seed=0, n_initial_points=3)
+    strategy.tell(finished(0, {"x1": 0.0, "x2": 1.0}, None))
+    strategy.ask(1)
+    assert strategy.told_losses == []  # nothing to compare a failure with yet
+    strategy.tell(finished(1, {"x1": 1.0, "x2": 2.0}, 7.0))
+    strategy.tell(finished(2, {"x1": 2.0, "x2": 3.0}, 3.0))
+    strategy.ask(1)
+    assert sorted(strategy.told_losses) == [3.0, 7.0, 7.0]
+    assert strategy.told_points[-1] == [0.0, 1.0]
+
+
+def test_maximised_objectives_are_negated_for_the_optimizer():
+    space = FUNCTIONS["branin"].space(2)
+    strategy = SkoptStrategy(space, directions=("maximize",), seed=0, n_initial_points=2)
+    strategy.tell(finished(0, {"x1": 0.0, "x2": 1.0}, 4.0))
+    strategy.ask(1)
+    assert strategy.told_losses == [-4.0]
+
+
+def test_a_fresh_instance_told_the_trials_resumes_with_the_same_model_data():
+    fn = FUNCTIONS["branin"]
+    space = fn.space(2)
+    first = SkoptStrategy(space, seed=0, n_initial_points=5)
+    trials = drive(first, fn.evaluate, 12)
+    resumed = SkoptStrategy(space, seed=0, n_initial_points=5)
+    for trial in trials:
+        resumed.tell(trial)
+    params = resumed.ask(1)[0].params
+    assert resumed.optimizer.Xi == first.optimizer.Xi + [resumed.mapping.to_point(trials[-1].params)]
+    assert sorted(resumed.told_losses) == sorted(t.value for t in trials)
+    assert resumed.optimizer.models  # the model was fitted: proposals come from it, not at random
+    assert space.validate(params) == params
+
+
+@pytest.mark.parametrize("warp", [True, False])
+def test_the_model_sees_warped_losses_in_the_same_order(warp):
+    space = FUNCTIONS["branin"].space(2)
+    strategy = SkoptStrategy(space, seed=0, n_initial_points=10, warp=warp)
+    for number, value in enumerate([1.0, 2.0, 3.0, 1e6]):
+        strategy.tell(finished(number, {"x1": float(number), "x2": 1.0}, value))
+    strategy.ask(1)
+    model = strategy.optimizer.yi
+    assert list(np.argsort(model)) == [0, 1, 2, 3]
+    assert (model == strategy.told_losses) is not warp
+    if warp:  # a diverged trial no longer dwarfs the differences among the good ones
+        assert model[3] / model[2] < 20
+
+
+def _regret(strategy: str, seed: int, trials: int) -> float:
+    import hpt
+    from hpt_basic.function_backend import FunctionBackend
+
+    backend = FunctionBackend(function="branin")
+    study = hpt.optimize(backend, trials=trials, seed=seed, strategy=strategy)
+    return study.best_value - backend.optimum
+
+
+def test_gp_converges_on_branin_and_beats_random():
+    skopt = [_regret("skopt", seed, 25) for seed in range(3)]
+    random = [_regret("random", seed, 25) for seed in range(3)]
+    assert np.median(skopt) < 0.5
+    assert np.median(skopt) < 0.5 * np.median(random)
+
+
+@pytest.mark.parametrize("surrogate", ["et", "gbrt"])
+def test_tree_surrogates_propose_valid_points(surrogate):
+    strategy = SkoptStrategy(MIXED, seed=0, surrogate=surrogate, acq="EI", n_initial_points=3)
+    trials = drive(strategy, mixed_loss, 6)
+    assert all(MIXED.validate(t.params) == t.params for t in trials)
+    assert len(strategy.optimizer.models) == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"surrogate": "foo"}, "surrogate='foo' is not supported; use one of gp, rf, et, gbrt"),
+        ({"acq": "UCB"}, "acq='UCB' is not supported; use one of EI, PI, LCB, gp_hedge"),
+        ({"n_initial_points": 0}, "n_initial_points must be an integer >= 1, got 0"),
+        ({"surrogate": "rf", "acq_optimizer": "lbfgs"}, "acq_optimizer=lbfgs needs surrogate=gp, not rf"),
+        ({"n_initial": 5}, "strategy 'skopt' does not take option 'n_initial'"),
+    ],
+)
+def test_bad_options_give_one_clear_line(options, message):
+    with pytest.raises(PluginError) as info:
+        registry().create("strategy", "skopt", MIXED, **options)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_space_with_nothing_to_tune_is_refused():
+    with pytest.raises(PluginError, match="nothing to tune"):
+        SkoptStrategy(Space({"epochs": Fixed(3)}))
