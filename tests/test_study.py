@@ -171,3 +171,35 @@ def test_a_dead_worker_fails_its_trial_and_the_study_goes_on():
     dead = [t for t in study.trials if t.state is TrialState.FAILED]
     assert dead and all("worker process died" in t.error for t in dead)
     assert study.counts()["complete"] >= 1
+
+
+class RecordingBatches(FunctionBackend):
+    """Evaluates batches itself and remembers their sizes; a member with x1 > 9 fails alone."""
+
+    def __init__(self):
+        super().__init__("branin")
+        self.batches = []
+
+    def evaluate_batch(self, params, budgets, ctxs):
+        self.batches.append(len(params))
+        return [ValueError("too far") if p["x1"] > 9 else self.evaluate(p, b, c) for p, b, c in zip(params, budgets, ctxs)]
+
+
+def test_batch_trials_hand_whole_batches_to_the_backend():
+    backend = RecordingBatches()
+    study = hpt.create_study(backend, seed=0, tracking=False, batch_trials=4)
+    study.optimize(10)
+    assert backend.batches == [4, 4, 2]
+    assert len(study.trials) == 10
+    failed = [t for t in study.trials if t.state is TrialState.FAILED]
+    assert all(t.params["x1"] > 9 and t.error.startswith("ValueError: too far") for t in failed)
+    assert all(t.state is TrialState.COMPLETE for t in study.trials if t.params["x1"] <= 9)
+
+
+def test_batches_run_in_worker_processes_with_the_default_batch_evaluation():
+    study = hpt.optimize(worker_pid, SPACE, trials=8, seed=0, workers=2, batch_trials=3)
+    assert study.counts()["complete"] == 8
+    batches = [study.trials[0:3], study.trials[3:6], study.trials[6:8]]
+    for batch in batches:  # a batch is evaluated by one worker, in one process
+        assert len({t.value for t in batch}) == 1
+    assert os.getpid() not in {t.value for t in study.trials}

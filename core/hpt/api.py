@@ -59,6 +59,7 @@ def create_study(
     trial_timeout: float | None = None,
     prune: str | None = None,
     prune_options: Mapping[str, Any] | None = None,
+    batch_trials: int | None = None,
     observers: Iterable[StudyObserver] = (),
     checkpoint_root: Path | None = None,
     trials: int | None = None,
@@ -93,6 +94,7 @@ def create_study(
         "executor": executor,
         "prune": prune,
         "prune_options": dict(prune_options or {}),
+        "batch_trials": batch_trials,
     }
     all_observers = [PluginHooks(), *observers]
     if tracking:
@@ -114,6 +116,7 @@ def create_study(
         max_failures=max_failures,
         trial_timeout=trial_timeout,
         pruner=make_pruner(prune, **dict(prune_options or {})),
+        batch_trials=batch_trials,
     )
 
 
@@ -164,6 +167,7 @@ def resume_study(run_id: str, tracking_uri: str | None = None, **overrides: Any)
         backend_options=config.get("backend_options"),
         prune=config.get("prune"),
         prune_options=config.get("prune_options"),
+        batch_trials=config.get("batch_trials"),
         trials=requested,
         resume=record,
         **overrides,

@@ -90,6 +90,22 @@ class Backend(ABC):
     def evaluate(self, params: Params, budget: float | None, ctx: TrialContext) -> Result | float | Sequence[float]:
         """Train/evaluate one configuration and return its objective value(s)."""
 
+    def evaluate_batch(
+        self, params: Sequence[Params], budgets: Sequence[float | None], ctxs: Sequence[TrialContext]
+    ) -> list[Any]:
+        """Evaluate several configurations at once (`--batch-trials`). Returns one entry per member: what
+        `evaluate` would return, or the exception it raised (`TrialPruned` for a pruned member).
+
+        This default evaluates them one after another; a backend that can train many models as one
+        (population training) overrides it."""
+        out: list[Any] = []
+        for member_params, budget, ctx in zip(params, budgets, ctxs, strict=True):
+            try:
+                out.append(self.evaluate(member_params, budget, ctx))
+            except Exception as exc:  # one member failing must not fail the others
+                out.append(exc)
+        return out
+
     def describe(self) -> str:
         """A short readable label for run names, e.g. `mlp-digits` or `function-branin`."""
         return self.name

@@ -133,6 +133,7 @@ def cli() -> None:
 @click.option("--scheduler", help="Address of a dask scheduler (tcp://HOST:PORT); implies --executor dask.")
 @click.option("--max-failures", type=click.IntRange(min=1), help="Stop the study after this many failed trials.")
 @click.option("--trial-timeout", type=float, help="Fail a trial that runs longer than this many seconds.")
+@click.option("--batch-trials", type=click.IntRange(min=1), help="Evaluate this many trials as one batch per worker.")
 @click.option("--experiment", default="hpt", show_default=True, help="MLflow experiment.")
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: ./mlflow.db).")
 @click.option("--resume", "resume_id", metavar="RUN_ID", help="Continue the study logged under this parent run.")
@@ -182,6 +183,7 @@ def run(**opts: Any) -> None:
             overrides=_pairs(opts["sets"], "--set"),
             max_failures=opts["max_failures"],
             trial_timeout=opts["trial_timeout"],
+            batch_trials=opts["batch_trials"],
             trials=opts["trials"],
             observers=observers,
         )

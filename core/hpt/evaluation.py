@@ -50,23 +50,64 @@ def _error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-def evaluate_trial(backend: Backend, task: TrialTask) -> TrialOutcome:
-    """Evaluate `task` with `backend`; never raises (except KeyboardInterrupt)."""
-    ctx = TrialContext(
+@dataclass
+class BatchTask:
+    """Several trials a backend evaluates together (population training: one stacked model)."""
+
+    tasks: list[TrialTask]
+
+    @property
+    def timeout(self) -> float | None:
+        """Members train side by side, so a batch gets one member's time limit."""
+        return self.tasks[0].timeout
+
+
+def _context(backend: Backend, task: TrialTask) -> TrialContext:
+    return TrialContext(
         task.number, task.budget, task.seed, task.checkpoint_dir, metric=backend.metric, stop_rule=task.stop_rule
     )
+
+
+def _outcome(backend: Backend, task: TrialTask, ctx: TrialContext, raw: Any) -> TrialOutcome:
+    """Turn what an evaluation returned (or raised: pass the exception) into an outcome."""
+    if isinstance(raw, TrialPruned):
+        last = ctx.reports[-1][1].get(backend.metric) if ctx.reports else None
+        values = [last] if last is not None and task.n_objectives == 1 else None
+        return TrialOutcome(TrialState.PRUNED, values, {}, ctx.reports)
+    if isinstance(raw, Exception):
+        return TrialOutcome(TrialState.FAILED, None, {}, ctx.reports, error=_error_line(raw))
+    result = raw if isinstance(raw, Result) else Result(raw)
+    try:
+        values = as_values(result.value, task.n_objectives)
+    except (TypeError, ValueError) as exc:
+        return TrialOutcome(TrialState.FAILED, None, {}, ctx.reports, error=_error_line(exc))
+    return TrialOutcome(TrialState.COMPLETE, values, dict(result.metrics), ctx.reports)
+
+
+def evaluate_trial(backend: Backend, task: TrialTask | BatchTask) -> TrialOutcome | list[TrialOutcome]:
+    """Evaluate a trial (or a batch of them) with `backend`; never raises (except KeyboardInterrupt)."""
+    if isinstance(task, BatchTask):
+        return _evaluate_batch(backend, task)
+    ctx = _context(backend, task)
     start = time.perf_counter()
     try:
         raw: Any = backend.evaluate(task.params, task.budget, ctx)
-        result = raw if isinstance(raw, Result) else Result(raw)
-        values = as_values(result.value, task.n_objectives)
-        outcome = TrialOutcome(TrialState.COMPLETE, values, dict(result.metrics), ctx.reports)
-    except TrialPruned:
-        last = ctx.reports[-1][1].get(backend.metric) if ctx.reports else None
-        outcome = TrialOutcome(
-            TrialState.PRUNED, [last] if last is not None and task.n_objectives == 1 else None, {}, ctx.reports
-        )
     except Exception as exc:  # a failing trial is recorded as failed and the study goes on
-        outcome = TrialOutcome(TrialState.FAILED, None, {}, ctx.reports, error=_error_line(exc))
+        raw = exc
+    outcome = _outcome(backend, task, ctx, raw)
     outcome.duration = time.perf_counter() - start
     return outcome
+
+
+def _evaluate_batch(backend: Backend, batch: BatchTask) -> list[TrialOutcome]:
+    ctxs = [_context(backend, task) for task in batch.tasks]
+    start = time.perf_counter()
+    try:
+        raws = backend.evaluate_batch([t.params for t in batch.tasks], [t.budget for t in batch.tasks], ctxs)
+    except Exception as exc:  # the whole batch failed: every member fails with the reason
+        raws = [exc] * len(batch.tasks)
+    duration = time.perf_counter() - start
+    outcomes = [_outcome(backend, task, ctx, raw) for task, ctx, raw in zip(batch.tasks, ctxs, raws, strict=True)]
+    for outcome in outcomes:
+        outcome.duration = duration
+    return outcomes

@@ -18,7 +18,7 @@ from typing import Any
 
 from hpt.backend import Backend
 from hpt.errors import HptError
-from hpt.evaluation import TrialOutcome, TrialTask
+from hpt.evaluation import BatchTask, TrialOutcome, TrialTask
 from hpt.executors import Runner, SerialRunner
 from hpt.observers import StudyObserver
 from hpt.pruners import MedianPruner
@@ -48,6 +48,7 @@ class Study:
         max_failures: int | None = None,
         trial_timeout: float | None = None,
         pruner: MedianPruner | None = None,
+        batch_trials: int | None = None,
     ) -> None:
         self.backend = backend
         self.strategy = strategy
@@ -62,6 +63,7 @@ class Study:
         self.max_failures = max_failures
         self.trial_timeout = trial_timeout
         self.pruner = pruner
+        self.batch_trials = batch_trials if batch_trials and batch_trials > 1 else None
         self.trials: list[Trial] = []
         self._best: Trial | None = None
         self.final_metrics: dict[str, float] = {}
@@ -134,6 +136,10 @@ class Study:
         """Start one trial and return it; report back with `tell`."""
         self._ensure_open()
         suggestions = self._next(1)
+        if not suggestions and self._active:
+            raise HptError(
+                f"strategy {self.strategy.name!r} proposes nothing until running trials are told; tell them first"
+            )
         if not suggestions:
             raise HptError(f"strategy {self.strategy.name!r} has no more configurations to try")
         return self._start(suggestions[0])
@@ -191,29 +197,37 @@ class Study:
         """
         deadline = time.monotonic() + timeout if timeout else None
         started = 0
-        running: dict[Future[TrialOutcome], Trial] = {}
+        running: dict[Future, list[Trial]] = {}
         self._ensure_open()
         try:
             while True:
                 while len(running) < self.runner.workers:
                     if deadline is not None and time.monotonic() >= deadline:
                         break
-                    room = self.runner.workers - len(running)
+                    # one trial per free worker, or with --batch-trials one batch per free worker
+                    want = self.batch_trials or self.runner.workers - len(running)
                     if trials is None or started < trials:
-                        suggestions = self._next(room if trials is None else min(room, trials - started))
+                        suggestions = self._next(want if trials is None else min(want, trials - started))
                     else:  # no new configurations any more, but promotions of started ones go on
-                        suggestions = self.strategy.ask_promotions(room)
+                        suggestions = self.strategy.ask_promotions(want)
                     if not suggestions:
                         break
-                    for suggestion in suggestions:
-                        trial = self._start(suggestion)
-                        started += suggestion.continues is None
-                        running[self.runner.submit(self._task(trial))] = trial
+                    group = [self._start(s) for s in suggestions]
+                    started += sum(s.continues is None for s in suggestions)
+                    if self.batch_trials:
+                        running[self.runner.submit(BatchTask([self._task(t) for t in group]))] = group
+                    else:
+                        for trial in group:
+                            running[self.runner.submit(self._task(trial))] = [trial]
                 if not running:
                     break
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
-                    self._finish(running.pop(future), future.result())
+                    group, result = running.pop(future), future.result()
+                    # a batch whose worker died or timed out comes back as one outcome for all members
+                    outcomes = result if isinstance(result, list) else [result] * len(group)
+                    for trial, outcome in zip(group, outcomes, strict=True):
+                        self._finish(trial, outcome)
                 self._check_failures()
             self.runner.close()
         except KeyboardInterrupt:
