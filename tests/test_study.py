@@ -182,7 +182,10 @@ class RecordingBatches(FunctionBackend):
 
     def evaluate_batch(self, params, budgets, ctxs):
         self.batches.append(len(params))
-        return [ValueError("too far") if p["x1"] > 9 else self.evaluate(p, b, c) for p, b, c in zip(params, budgets, ctxs)]
+        return [
+            ValueError("too far") if p["x1"] > 9 else self.evaluate(p, b, c)
+            for p, b, c in zip(params, budgets, ctxs, strict=True)
+        ]
 
 
 def test_batch_trials_hand_whole_batches_to_the_backend():
