@@ -62,6 +62,7 @@ def create_study(
     batch_trials: int | None = None,
     observers: Iterable[StudyObserver] = (),
     checkpoint_root: Path | None = None,
+    clean_checkpoints: bool | None = None,
     trials: int | None = None,
     resume: Any = None,
 ) -> Study:
@@ -102,7 +103,7 @@ def create_study(
 
         uri = tracking if isinstance(tracking, str) else None
         all_observers.insert(0, MlflowTracker(uri, experiment, resume=resume))
-    return Study(
+    study = Study(
         backend,
         strat,
         space=the_space,
@@ -117,7 +118,10 @@ def create_study(
         trial_timeout=trial_timeout,
         pruner=make_pruner(prune, **dict(prune_options or {})),
         batch_trials=batch_trials,
+        clean_checkpoints=clean_checkpoints,
     )
+    study.config["checkpoint_root"] = str(study.checkpoint_root)
+    return study
 
 
 def optimize(
@@ -168,6 +172,8 @@ def resume_study(run_id: str, tracking_uri: str | None = None, **overrides: Any)
         prune=config.get("prune"),
         prune_options=config.get("prune_options"),
         batch_trials=config.get("batch_trials"),
+        checkpoint_root=_surviving(config.get("checkpoint_root")),
+        clean_checkpoints=True,
         trials=requested,
         resume=record,
         **overrides,
@@ -179,6 +185,11 @@ def resume_study(run_id: str, tracking_uri: str | None = None, **overrides: Any)
     done = sum(1 for t in record.trials if t.state.finished and t.number not in interrupted)
     remaining = None if requested is None else max(0, requested - done)
     return study, remaining
+
+
+def _surviving(path: str | None) -> Path | None:
+    """The checkpoint folder of an earlier run, if it is still there."""
+    return Path(path) if path and Path(path).is_dir() else None
 
 
 __all__ = ["create_study", "make_backend", "optimize", "resume_study"]

@@ -30,7 +30,8 @@ TOP_CURVES = 5
 _DPI = 100
 
 
-def _figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """A matplotlib Figure not managed by pyplot (nothing global, nothing shown); one line if matplotlib is missing."""
     try:
         from matplotlib.figure import Figure
     except ImportError:
@@ -72,7 +73,7 @@ def best_so_far(trials: Sequence[Trial], direction: str) -> list[float | None]:
 
 def history(study: Study) -> Figure:
     """Every trial's objective against its number (coloured by budget when budgets differ), and the best so far."""
-    fig = _figure(8, 4.5)
+    fig = new_figure(8, 4.5)
     ax = fig.add_subplot()
     done = _complete(study)
     budgets = {t.budget for t in done}
@@ -103,9 +104,9 @@ def _robust_ylim(ax: Any, values: Sequence[float], direction: str) -> None:
     """Keep a few diverged trials from flattening the rest: clip the worst 5% out of view."""
     if len(values) < 10:
         return
-    lo, hi = np.percentile(values, [5, 95]) if direction == "minimize" else np.percentile(values, [5, 95])
-    full_lo, full_hi = min(values), max(values)
-    lo, hi = (full_lo, hi) if direction == "minimize" else (lo, full_hi)
+    lo, hi = (
+        (min(values), np.percentile(values, 95)) if direction == "minimize" else (np.percentile(values, 5), max(values))
+    )
     pad = 0.05 * (hi - lo or 1.0)
     ax.set_ylim(lo - pad, hi + pad)
 
@@ -128,7 +129,7 @@ def parallel_coordinates(study: Study) -> Figure:
 
     names = list(study.space.tunable_names)
     ranked = _ranked(study)
-    fig = _figure(max(8, 1.1 * (len(names) + 1)), 5)
+    fig = new_figure(max(8, 1.1 * (len(names) + 1)), 5)
     ax = fig.add_subplot()
     ax.set_title(f"Parallel coordinates: {study.name}")
     if not ranked:
@@ -164,7 +165,7 @@ def slices(study: Study) -> Figure:
     names = list(study.space.tunable_names)
     cols = min(4, max(1, len(names)))
     rows = max(1, math.ceil(len(names) / cols))
-    fig = _figure(3.4 * cols, 2.8 * rows + 0.4)
+    fig = new_figure(3.4 * cols, 2.8 * rows + 0.4)
     fig.suptitle(f"Slices: {study.name}")
     done = _complete(study)
     for i, name in enumerate(names):
@@ -202,13 +203,18 @@ def learning_curves(study: Study, top: int = TOP_CURVES) -> Figure | None:
     metric = _curve_metric(study, chosen)
     if metric is None:
         return None
-    fig = _figure(8, 4.5)
+    fig = new_figure(8, 4.5)
     ax = fig.add_subplot()
     for rank, trial in enumerate(chosen):
         steps = [(s, m[metric]) for s, m in trial.intermediate if metric in m]
         if steps:
-            ax.plot(*zip(*steps, strict=True), marker="o", markersize=3, linewidth=2.5 if rank == 0 else 1.3,
-                    label=f"trial {trial.number} ({trial.value:.4g})")
+            ax.plot(
+                *zip(*steps, strict=True),
+                marker="o",
+                markersize=3,
+                linewidth=2.5 if rank == 0 else 1.3,
+                label=f"trial {trial.number} ({trial.value:.4g})",
+            )
     ax.set(xlabel="step (epoch)", ylabel=metric, title=f"Learning curves of the top {len(chosen)} trials: {study.name}")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
@@ -221,7 +227,7 @@ def pareto(study: Study) -> Figure | None:
         return None
     done = [t for t in study.trials if t.state is TrialState.COMPLETE and t.values]
     front = sorted(study.pareto_front(), key=lambda t: t.values[0])
-    fig = _figure(6.5, 5)
+    fig = new_figure(6.5, 5)
     ax = fig.add_subplot()
     ax.scatter([t.values[0] for t in done], [t.values[1] for t in done], s=16, color="0.6", label="trial")
     ax.plot([t.values[0] for t in front], [t.values[1] for t in front], "o-", color="tab:red", label="Pareto front")
@@ -259,6 +265,7 @@ def save_study_plots(study: Study, directory: str | Path) -> list[Path]:
 
 
 __all__ = [
+    "new_figure",
     "best_so_far",
     "history",
     "learning_curves",

@@ -7,6 +7,7 @@ them), and `ask()` / `tell()` let users run training themselves.
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import time
 from collections import deque
@@ -49,6 +50,7 @@ class Study:
         trial_timeout: float | None = None,
         pruner: MedianPruner | None = None,
         batch_trials: int | None = None,
+        clean_checkpoints: bool | None = None,
     ) -> None:
         self.backend = backend
         self.strategy = strategy
@@ -70,8 +72,10 @@ class Study:
         self._queue: deque[Suggestion] = deque()
         self._active: dict[int, Trial] = {}
         self._open = False
-        self._tmp = None if checkpoint_root else tempfile.TemporaryDirectory(prefix="hpt-checkpoints-")
-        self.checkpoint_root = Path(checkpoint_root or self._tmp.name)
+        # Checkpoints let a promoted trial continue; they outlive a killed study (resume continues from
+        # them) and are removed when the study finishes, unless the caller chose where they live.
+        self.checkpoint_root = Path(checkpoint_root or tempfile.mkdtemp(prefix="hpt-checkpoints-"))
+        self.clean_checkpoints = checkpoint_root is None if clean_checkpoints is None else clean_checkpoints
 
     # Results
     @property
@@ -181,6 +185,8 @@ class Study:
             self._final_report()
         self._open = False
         self._notify("study_finished", status)
+        if status == "FINISHED" and self.clean_checkpoints:
+            shutil.rmtree(self.checkpoint_root, ignore_errors=True)
 
     def __enter__(self) -> Study:
         return self

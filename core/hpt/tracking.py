@@ -180,6 +180,7 @@ class MlflowTracker(StudyObserver):
         self.experiment_id: str | None = None
         self._steps_logged: dict[int, int] = {}
         self._runs: set[int] = set()  # trials that have a child run (the writer creates them later)
+        self._metrics_logged: dict[int, dict[str, float]] = {}
 
     def _experiment_id(self) -> str:
         exp = self.client.get_experiment_by_name(self.experiment)
@@ -202,8 +203,14 @@ class MlflowTracker(StudyObserver):
                 self.writer.call(trial.number, "set_terminated", "KILLED")
             for trial in self.resume.unterminated:
                 self.writer.call(trial.number, "set_terminated", _RUN_STATUS[trial.state])
+            for trial in self.resume.cut_promotions:
+                history = ",".join(f"{b:g}" for b in trial.budget_history)
+                self.writer.log(trial.number, tags={"hpt.state": trial.state.value, "hpt.budget_history": history})
+                self.writer.call(trial.number, "delete_tag", "hpt.error")
+                self.writer.call(trial.number, "set_terminated", _RUN_STATUS[trial.state])
             for trial in study.trials:
                 self._steps_logged[trial.number] = len(trial.intermediate)
+                self._metrics_logged[trial.number] = dict(trial.metrics)
                 self._note_best(study, trial)
             return
         self.experiment_id = self._experiment_id()
@@ -243,7 +250,9 @@ class MlflowTracker(StudyObserver):
             metrics += [
                 (name, v, step) for name, v in zip(objective_names(len(trial.values)), trial.values, strict=True)
             ]
-        metrics += [(k, v, 0) for k, v in trial.metrics.items()]
+        logged = self._metrics_logged.setdefault(trial.number, {})
+        metrics += [(k, v, 0) for k, v in trial.metrics.items() if logged.get(k) != v]
+        logged.update(trial.metrics)
         tags = {
             "hpt.state": trial.state.value,
             "hpt.budget": str(trial.budget),
@@ -294,6 +303,8 @@ class StudyRecord:
     child_run_ids: dict[int, str]
     unterminated: list[Trial]
     """Finished trials whose run status never reached the store (the process died in between)."""
+    cut_promotions: list[Trial]
+    """Trials whose promotion to a larger budget was interrupted: restored at the budget they finished."""
 
 
 def load_study(run_id: str, tracking_uri: str | None = None) -> StudyRecord:
@@ -318,7 +329,7 @@ def load_study(run_id: str, tracking_uri: str | None = None) -> StudyRecord:
         token = page.token
         if not token:
             break
-    finished, interrupted, unterminated, run_ids = [], [], [], {}
+    finished, interrupted, unterminated, cut_promotions, run_ids = [], [], [], [], {}
     for run in runs:
         tags, metrics = run.data.tags, run.data.metrics
         number = int(tags["hpt.trial"])
@@ -338,14 +349,19 @@ def load_study(run_id: str, tracking_uri: str | None = None) -> StudyRecord:
             error=tags.get("hpt.error"),
         )
         was_interrupted = state_text == "running" or trial.error == INTERRUPTED
-        if was_interrupted and tags.get("hpt.requeued") != "true":
+        if was_interrupted and len(trial.budget_history) > 1:  # a promotion cut short: back to its last rung
+            trial.budget_history.pop()
+            trial.budget, trial.error = trial.budget_history[-1], None
+            trial.state = TrialState.COMPLETE if trial.values else TrialState.FAILED
+            cut_promotions.append(trial)
+        elif was_interrupted and tags.get("hpt.requeued") != "true":
             trial.error = INTERRUPTED
             interrupted.append(trial)
         elif not was_interrupted and run.info.status == "RUNNING":
             unterminated.append(trial)
         finished.append(trial)
     finished.sort(key=lambda t: t.number)
-    return StudyRecord(run_id, config, space, finished, interrupted, run_ids, unterminated)
+    return StudyRecord(run_id, config, space, finished, interrupted, run_ids, unterminated, cut_promotions)
 
 
 def _read_text(client: MlflowClient, run_id: str, path: str) -> str:

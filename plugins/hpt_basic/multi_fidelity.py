@@ -58,8 +58,10 @@ class _Ladder:
     def record(self, trial: Trial, loss: float | None) -> int:
         """Record a result; earlier budgets of a resumed trial mark the rungs it passed through."""
         history = trial.budget_history or [trial.budget]
-        for budget in history[:-1]:
-            self.members[self.rung_of(budget)].add(trial.number)
+        for budget in history[:-1]:  # rungs it was promoted from; a resumed trial's value there is gone,
+            rung = self.rung_of(budget)  # but it was among the best, which is all a ranking needs
+            self.members[rung].add(trial.number)
+            self.results[rung].setdefault(trial.number, -math.inf)
         rung = self.rung_of(history[-1])
         self.members[rung].add(trial.number)
         self.results[rung][trial.number] = math.inf if loss is None else loss

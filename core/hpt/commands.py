@@ -1,0 +1,227 @@
+"""`hpt compare` (strategies x seeds on one task) and `hpt ui` (the MLflow UI on hpt's store).
+
+Only click is imported here; the work's libraries load when a command runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hpt.errors import HptError
+
+
+def _scoped_options(values: dict[str, Any], strategies: list[str]) -> dict[str, dict[str, Any]]:
+    """`-O grid.resolution=3` -> {"grid": {"resolution": 3}}; an unscoped key goes to every strategy."""
+    out: dict[str, dict[str, Any]] = {name: {} for name in strategies}
+    for key, value in values.items():
+        name, dot, option = key.rpartition(".")
+        if not dot:
+            for options in out.values():
+                options[option] = value
+        elif name in out:
+            out[name][option] = value
+        else:
+            raise HptError(f"-O {key}: {name!r} is not one of the compared strategies ({', '.join(strategies)})")
+    return out
+
+
+@click.command()
+@click.option(
+    "--strategies",
+    default="random,grid,skopt,deap,hyperband",
+    show_default=True,
+    help="Comma-separated strategies to compare (see `hpt plugins`).",
+)
+@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Seeds per strategy (0..N-1).")
+@click.option("--trials", type=click.IntRange(min=1), default=30, show_default=True, help="Trials per study.")
+@click.option("--backend", default="mlp", show_default=True, help="What to tune: mlp, function, ...")
+@click.option(
+    "--function", help="Test function of the function backend (branin, hartmann6, rosenbrock, ackley, mixed)."
+)
+@click.option("--dim", type=int, help="Dimension of rosenbrock / ackley.")
+@click.option("--dataset", help="Dataset of the mlp backend (digits, breast_cancer, wine, iris, diabetes, ...).")
+@click.option("--data", type=click.Path(), help="A CSV file to tune on (with --target).")
+@click.option("--target", help="Target column of --data.")
+@click.option("--metric", help="Objective metric (overrides the backend's default).")
+@click.option("--device", help="auto, cpu or cuda (mlp backend).")
+@click.option("--size", type=int, help="Rows of a synthetic dataset (or a subsample of a bundled one).")
+@click.option("--folds", type=int, help="k-fold cross-validation instead of one validation split.")
+@click.option(
+    "-B", "--backend-option", "backend_opts", multiple=True, metavar="KEY=VALUE", help="Other backend option."
+)
+@click.option(
+    "-O",
+    "--option",
+    "strategy_opts",
+    multiple=True,
+    metavar="[STRATEGY.]KEY=VALUE",
+    help="Strategy option; grid.resolution=3 goes to grid only, a bare KEY to every strategy.",
+)
+@click.option("--sampler", help="Strategy that proposes configurations to successive-halving / hyperband / asha.")
+@click.option("--min-budget", type=float, help="Smallest budget (epochs) of successive-halving / hyperband / asha.")
+@click.option("--max-budget", type=float, help="Largest budget (epochs) of successive-halving / hyperband / asha.")
+@click.option("--eta", type=float, help="Promotion ratio of successive-halving / hyperband / asha.")
+@click.option("--space", "space_file", type=click.Path(), help="Search space file (YAML or TOML).")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Pin or narrow a parameter in every study: lr=1e-4..1e-2.",
+)
+@click.option("--timeout", type=float, help="Stop starting trials of one study after this many seconds.")
+@click.option("--workers", type=click.IntRange(min=1), help="Trials run in parallel within a study.")
+@click.option(
+    "--experiment",
+    default="hpt-compare",
+    show_default=True,
+    help="MLflow experiment of the studies and the comparison.",
+)
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: ./mlflow.db).")
+@click.option(
+    "--plots",
+    "plots_dir",
+    type=click.Path(file_okay=False),
+    help="Directory for anytime.png and comparison.json (default: ./hpt-compare-<id>).",
+)
+@click.option("--quiet", is_flag=True, help="Print nothing but errors and the table.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def compare(**opts: Any) -> None:
+    """Run every strategy with every seed on the same task and budget; print a table and write an anytime plot.
+
+    \b
+    hpt compare --strategies random,skopt,hyperband --seeds 3 --trials 20 --dataset digits
+    hpt compare --backend function --function hartmann6 --strategies random,skopt,deap
+    """
+    try:
+        _compare(opts)
+    except HptError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+def _compare(opts: dict[str, Any]) -> None:
+    import uuid
+
+    from hpt.cli import BACKEND_FLAGS, _pairs, _typed
+    from hpt.compare import compare as run_comparison
+
+    strategies = [s.strip() for s in opts["strategies"].split(",") if s.strip()]
+    backend_options = {k: opts[k] for k in BACKEND_FLAGS if opts.get(k) is not None}
+    backend_options.update(_typed(_pairs(opts["backend_opts"], "--backend-option")))
+    scheduler = {k: opts[k] for k in ("sampler", "min_budget", "max_budget", "eta") if opts.get(k) is not None}
+    plots = opts["plots_dir"] or f"hpt-compare-{uuid.uuid4().hex[:8]}"
+
+    def progress(outcome: Any, index: int, total: int) -> None:
+        if not (opts["quiet"] or opts["as_json"]):
+            best = "-" if outcome.best_value is None else f"{outcome.best_value:.4g}"
+            click.echo(
+                f"[{index}/{total}] {outcome.strategy} seed {outcome.seed}: best {best}, "
+                f"{outcome.trials} trials, {outcome.failures} failed, {outcome.seconds:.1f} s",
+                err=True,
+            )
+
+    result = run_comparison(
+        opts["backend"],
+        strategies,
+        seeds=opts["seeds"],
+        trials=opts["trials"],
+        space=opts["space_file"],
+        backend_options=backend_options,
+        overrides=_pairs(opts["sets"], "--set"),
+        strategy_options=_scoped_options(_typed(_pairs(opts["strategy_opts"], "--option")), strategies),
+        scheduler_options=scheduler,
+        timeout=opts["timeout"],
+        workers=opts["workers"],
+        tracking=opts["tracking_uri"] or True,
+        experiment=opts["experiment"],
+        plots=plots,
+        on_study=progress,
+    )
+    if opts["as_json"]:
+        click.echo(json.dumps(result.to_dict(), default=str))
+        return
+    click.echo(result.table_text())
+    if not opts["quiet"]:
+        click.echo(f"plot: {result.plot}")
+        click.echo(
+            f"MLflow: experiment {result.experiment!r} in {result.tracking_uri}, runs tagged "
+            f"hpt.comparison = '{result.id}', comparison run {result.run_id} (browse: hpt ui)"
+        )
+
+
+def store_uri(tracking_uri: str | None) -> str:
+    """The tracking URI `hpt run` would log to with this option: the given one, MLFLOW_TRACKING_URI, or
+    MLflow's default store (a SQLite file in the working directory), as an absolute URI."""
+    from hpt.tracking import make_client
+
+    return make_client(tracking_uri).tracking_uri
+
+
+def server_command(uri: str, host: str, port: int, workers: int = 1) -> list[str]:
+    """The `mlflow server` command line that serves the UI and REST API on the store at `uri`."""
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+
+
+@click.command()
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store to browse (default: ./mlflow.db).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: every one).")
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True, help="Port to listen on.")
+def ui(tracking_uri: str | None, host: str, port: int) -> None:
+    """Start the MLflow UI on the store `hpt run` logs to, and print its address (Ctrl-C stops it)."""
+    uri = store_uri(tracking_uri)
+    if uri.startswith(("http://", "https://")):
+        click.echo(f"{uri} is an MLflow server already: open it in a browser")
+        return
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        click.echo(f"note: {uri} does not exist yet; it is created empty (run `hpt run` here first)", err=True)
+    shown = "127.0.0.1" if host == "0.0.0.0" else host
+    click.echo(f"MLflow UI for {uri} on http://{shown}:{port} (Ctrl-C stops it)")
+    sys.stdout.flush()
+    server = subprocess.Popen(server_command(uri, host, port), start_new_session=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a plain `kill` stops the server too
+    try:
+        code = server.wait()
+    except KeyboardInterrupt:
+        code = 0
+    finally:
+        _stop(server)
+    if code:
+        raise click.ClickException(f"mlflow server exited with status {code} (is port {port} in use? try --port)")
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """Stop the server and the workers it started (its own process group)."""
+    if server.poll() is not None:
+        return
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+__all__ = ["compare", "server_command", "store_uri", "ui"]
