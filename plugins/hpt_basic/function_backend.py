@@ -1,6 +1,6 @@
 """The `function` backend: tune a standard test function (`--function branin`).
 
-With a budget it behaves like a training run, cheaply: one "epoch" per unit of budget, each
+With a budget (or `epochs`) it behaves like a training run, cheaply: one "epoch" per unit of budget, each
 reporting the function value plus noise that shrinks as the budget grows (`noise`), sleeping
 `delay` seconds per epoch, and keeping a checkpoint so a larger budget later continues where the
 last one stopped. Tests and benchmarks of early-stopping strategies use it that way.
@@ -27,7 +27,12 @@ class FunctionBackend(Backend):
     name = "function"
 
     def __init__(
-        self, function: str = "branin", dim: int | None = None, delay: float = 0.0, noise: float = 0.0
+        self,
+        function: str = "branin",
+        dim: int | None = None,
+        delay: float = 0.0,
+        noise: float = 0.0,
+        epochs: int | None = None,
     ) -> None:
         if function not in FUNCTIONS:
             raise PluginError(f"unknown function {function!r}; available: {', '.join(sorted(FUNCTIONS))}")
@@ -40,6 +45,7 @@ class FunctionBackend(Backend):
         if delay < 0 or noise < 0:
             raise PluginError("delay and noise must be >= 0")
         self.delay, self.noise = float(delay), float(noise)
+        self.epochs = int(epochs) if epochs else None  # epochs of a trial given no budget
 
     @property
     def function(self) -> TestFunction:
@@ -63,13 +69,19 @@ class FunctionBackend(Backend):
         return {"hpt.dataset": self.function.name}
 
     def options(self) -> dict[str, Any]:
-        return {"function": self.function.name, "dim": self.dim, "delay": self.delay, "noise": self.noise}
+        return {
+            "function": self.function.name,
+            "dim": self.dim,
+            "delay": self.delay,
+            "noise": self.noise,
+            "epochs": self.epochs,
+        }
 
     def evaluate(self, params: Params, budget: float | None, ctx: TrialContext) -> float | tuple[float, ...]:
-        if budget is None:
+        if budget is None and self.epochs is None:
             time.sleep(self.delay)
             return self.function.evaluate(params)
-        return self._train(params, max(1, math.ceil(budget)), ctx)
+        return self._train(params, max(1, math.ceil(budget or self.epochs)), ctx)
 
     def _train(self, params: Params, epochs: int, ctx: TrialContext) -> float:
         if self.function.n_objectives > 1:
