@@ -147,6 +147,14 @@ def test_lr_find_command_suggests_a_rate_and_saves_a_plot(tmp_path):
     assert out["suggestion"] == pytest.approx(out["min_loss_rate"] / 10)
     assert out["min_loss_rate"] in out["learning_rates"] and len(out["losses"]) <= 60
     assert plot.stat().st_size > 1000
+    from mlflow.tracking import MlflowClient
+
+    logged = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_run(out["mlflow_run_id"])
+    assert logged.info.run_name == "lr-find-wine" and logged.data.params["optimizer"] == "sgd"
+    assert logged.data.metrics["suggested_learning_rate"] == pytest.approx(out["suggestion"])
+    assert [a.path for a in MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").list_artifacts(logged.info.run_id)] == [
+        "lr.png"
+    ]
     bad = CliRunner().invoke(cli, ["lr-find", "--set", "optimiser=sgd", "--no-plot"])
     assert bad.exit_code == 1 and "error: --set 'optimiser=sgd'" in bad.output
 

@@ -90,7 +90,7 @@ def cli() -> None:
 @click.option("--strategy", default="random", show_default=True, help="Search strategy (see `hpt plugins`).")
 @click.option("--backend", default="mlp", show_default=True, help="What to tune: mlp, function, ...")
 @click.option(
-    "--function", help="Test function of the function backend (branin, hartmann6, rosenbrock, ackley, mixed)."
+    "--function", help="Test function of the function backend (branin, hartmann6, rosenbrock, ackley, mixed, zdt1)."
 )
 @click.option("--dim", type=int, help="Dimension of rosenbrock / ackley.")
 @click.option(

@@ -28,6 +28,9 @@ import click
     "--plot", "plot_path", default="lr_find.png", show_default=True, help="Where to save the loss-vs-rate plot."
 )
 @click.option("--no-plot", is_flag=True, help="Do not save a plot.")
+@click.option("--experiment", default="hpt", show_default=True, help="MLflow experiment of the lr-find run.")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: ./mlflow.db).")
+@click.option("--no-tracking", is_flag=True, help="Do not log the test to MLflow.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rates, losses and suggestion as JSON.")
 def lr_find(
     dataset: str,
@@ -42,6 +45,9 @@ def lr_find(
     seed: int,
     plot_path: str,
     no_plot: bool,
+    experiment: str,
+    tracking_uri: str | None,
+    no_tracking: bool,
     as_json: bool,
 ) -> None:
     """Raise the learning rate exponentially over a few hundred batches and suggest a tenth of the
@@ -57,6 +63,7 @@ def lr_find(
             _pinned(backend.default_space(), sets), seed=seed, start=start, end=end, steps=steps
         )
         saved = None if no_plot else str(finding.plot(plot_path))
+        run_id = None if no_tracking else _log_to_mlflow(finding, saved, backend, sets, tracking_uri, experiment)
     except HptError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -72,6 +79,7 @@ def lr_find(
                     "learning_rates": finding.learning_rates,
                     "losses": finding.losses,
                     "plot": saved,
+                    "mlflow_run_id": run_id,
                 }
             )
         )
@@ -82,6 +90,28 @@ def lr_find(
     )
     if saved:
         click.echo(f"plot: {saved}")
+    if run_id:
+        click.echo(f"MLflow run {run_id}")
+
+
+def _log_to_mlflow(finding, plot: str | None, backend, sets: tuple[str, ...], uri: str | None, experiment: str) -> str:
+    """One run named `lr-find-<dataset>`: the pinned settings, the suggestion and the plot."""
+    from hpt.tracking import make_client
+    from mlflow.entities import Metric, Param
+
+    client = make_client(uri)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    run = client.create_run(experiment_id, run_name=f"lr-find-{backend.dataset}", tags={"hpt.command": "lr-find"})
+    run_id = run.info.run_id
+    params = [Param("dataset", backend.dataset), *(Param(*item.split("=", 1)) for item in sets)]
+    metrics = [Metric("suggested_learning_rate", finding.suggestion, 0, 0)]
+    metrics += [Metric("min_loss_learning_rate", finding.min_loss_rate, 0, 0)]
+    client.log_batch(run_id, metrics=metrics, params=params)
+    if plot:
+        client.log_artifact(run_id, plot)
+    client.set_terminated(run_id)
+    return run_id
 
 
 def _pinned(space, sets: tuple[str, ...]) -> dict:
