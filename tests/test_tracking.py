@@ -128,3 +128,22 @@ def test_default_store_is_mlflow_db_in_the_working_directory(tmp_path):
     study.optimize(1)
     assert (tmp_path / "mlflow.db").exists()
     assert study.observers[0].tracking_uri.endswith("mlflow.db")
+
+
+def test_resume_survives_a_run_killed_before_its_params_were_logged(store):
+    study = hpt.create_study(FunctionBackend("branin"), seed=0, tracking=store, trials=6)
+    study.optimize(3)
+    run_id = study.observers[0].parent_run_id
+    client = MlflowClient(store)
+    parent = client.get_run(run_id)
+    tags = {"mlflow.parentRunId": run_id, "hpt.trial": "3", "hpt.state": "running"}
+    orphan = client.create_run(parent.info.experiment_id, tags=tags, run_name="trial-0003")  # no params yet
+    client.set_terminated(run_id, "KILLED")
+
+    resumed, remaining = hpt.resume_study(run_id, store)
+    assert remaining == 3
+    resumed.optimize(remaining)
+    assert resumed.counts()["complete"] == 6
+    closed = client.get_run(orphan.info.run_id)
+    assert closed.info.status == "FAILED" and closed.data.tags["hpt.state"] == "failed"
+    assert closed.data.tags["hpt.error"] == "interrupted before its parameters were recorded"

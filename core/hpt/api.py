@@ -182,7 +182,7 @@ def resume_study(run_id: str, tracking_uri: str | None = None, **overrides: Any)
     for trial in record.interrupted:
         study.enqueue(trial.params, trial.budget)
     interrupted = {t.number for t in record.interrupted}
-    done = sum(1 for t in record.trials if t.state.finished and t.number not in interrupted)
+    done = sum(1 for t in record.trials if t.state.finished and t.params and t.number not in interrupted)
     remaining = None if requested is None else max(0, requested - done)
     return study, remaining
 

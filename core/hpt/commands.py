@@ -36,7 +36,7 @@ def _scoped_options(values: dict[str, Any], strategies: list[str]) -> dict[str, 
 @click.command()
 @click.option(
     "--strategies",
-    default="random,grid,skopt,deap,hyperband",
+    default="random,skopt,hyperband",
     show_default=True,
     help="Comma-separated strategies to compare (see `hpt plugins`).",
 )
@@ -109,16 +109,16 @@ def compare(**opts: Any) -> None:
 
 
 def _compare(opts: dict[str, Any]) -> None:
-    import uuid
-
     from hpt.cli import BACKEND_FLAGS, _pairs, _typed
     from hpt.compare import compare as run_comparison
+    from hpt.compare import new_comparison_id
 
     strategies = [s.strip() for s in opts["strategies"].split(",") if s.strip()]
     backend_options = {k: opts[k] for k in BACKEND_FLAGS if opts.get(k) is not None}
     backend_options.update(_typed(_pairs(opts["backend_opts"], "--backend-option")))
     scheduler = {k: opts[k] for k in ("sampler", "min_budget", "max_budget", "eta") if opts.get(k) is not None}
-    plots = opts["plots_dir"] or f"hpt-compare-{uuid.uuid4().hex[:8]}"
+    cid = new_comparison_id()
+    plots = opts["plots_dir"] or f"hpt-compare-{cid}"
 
     def progress(outcome: Any, index: int, total: int) -> None:
         if not (opts["quiet"] or opts["as_json"]):
@@ -145,6 +145,7 @@ def _compare(opts: dict[str, Any]) -> None:
         experiment=opts["experiment"],
         plots=plots,
         on_study=progress,
+        comparison_id=cid,
     )
     if opts["as_json"]:
         click.echo(json.dumps(result.to_dict(), default=str))

@@ -14,7 +14,6 @@ import json
 import tempfile
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -140,6 +139,11 @@ class Comparison:
         }
 
 
+def new_comparison_id() -> str:
+    """A short random id that tags one comparison's runs."""
+    return uuid.uuid4().hex[:8]
+
+
 def _g(value: float) -> str:
     return f"{value:.4g}"
 
@@ -196,6 +200,7 @@ def compare(
     experiment: str = DEFAULT_EXPERIMENT,
     plots: str | Path | None = None,
     on_study: Callable[[StudyOutcome, int, int], None] | None = None,
+    comparison_id: str | None = None,
 ) -> Comparison:
     """Run every strategy with every seed on the same task and budget, and summarise.
 
@@ -206,7 +211,8 @@ def compare(
     hyperband and asha only. `seeds` is a count (seeds 0..n-1) or a list. With tracking, each study is a
     parent run tagged `hpt.comparison=<id>` in `experiment`, and a `compare-...` run holds the table and
     the plot. `plots` is a directory for the anytime plot and the table (a temporary one when None).
-    `on_study(outcome, index, total)` is called after each study (progress reports).
+    `on_study(outcome, index, total)` is called after each study (progress reports). `comparison_id`
+    names the comparison (a random 8-character id by default).
     """
     from hpt.api import create_study, make_backend
     from hpt.space import as_space
@@ -219,7 +225,7 @@ def compare(
     backend = make_backend(objective, as_space(space), **dict(backend_options or {}))
     if len(backend.directions) > 1:
         raise HptError(f"compare needs one objective; backend {backend.describe()!r} has {len(backend.directions)}")
-    cid = uuid.uuid4().hex[:8]
+    cid = comparison_id or new_comparison_id()
     task = backend.describe()
     result = Comparison(cid, task, backend.metric, backend.direction, trials, [], experiment=experiment)
     tracker_client, run_id = _start_run(tracking, experiment, cid, task, strategies, seed_list, trials)
@@ -340,9 +346,9 @@ def _curves_on(grid: np.ndarray, xs: list[np.ndarray], ys: list[np.ndarray]) -> 
 
 
 def _band(ax: Any, grid: np.ndarray, curves: np.ndarray, label: str, color: Any) -> None:
-    with warnings.catch_warnings():  # columns before any study has a value are all NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
-        q25, median, q75 = np.nanpercentile(curves, [25, 50, 75], axis=0)
+    """Median line and IQR band over seeds, drawn only where every seed has a value: a median over the
+    seeds that happen to have started would jump up when a slower seed joins."""
+    q25, median, q75 = np.percentile(curves, [25, 50, 75], axis=0)
     ax.plot(grid, median, color=color, linewidth=2, label=label, drawstyle="steps-post")
     ax.fill_between(grid, q25, q75, color=color, alpha=0.2, step="post")
 
@@ -402,4 +408,4 @@ def _zoom(ax: Any, curves: list[np.ndarray], direction: str) -> None:
         ax.set_ylim(lo - pad, hi + pad)
 
 
-__all__ = ["COMPARISON_TAG", "Comparison", "StudyOutcome", "anytime_figure", "compare"]
+__all__ = ["COMPARISON_TAG", "Comparison", "StudyOutcome", "anytime_figure", "compare", "new_comparison_id"]

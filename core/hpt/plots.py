@@ -74,6 +74,8 @@ def best_so_far(trials: Sequence[Trial], direction: str) -> list[float | None]:
 def history(study: Study) -> Figure:
     """Every trial's objective against its number (coloured by budget when budgets differ), and the best so far."""
     fig = new_figure(8, 4.5)
+    from matplotlib.ticker import MaxNLocator
+
     ax = fig.add_subplot()
     done = _complete(study)
     budgets = {t.budget for t in done}
@@ -91,6 +93,7 @@ def history(study: Study) -> Figure:
     if steps:
         ax.step(*zip(*steps, strict=True), where="post", color="tab:red", linewidth=2, label="best so far")
     failed = sum(t.state is TrialState.FAILED for t in study.trials)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="trial", ylabel=_metric(study), title=f"Optimization history: {study.name}")
     if failed:
         ax.text(0.99, 0.98, f"{failed} failed", transform=ax.transAxes, ha="right", va="top", color="tab:red")
@@ -123,13 +126,13 @@ def _axis_ticks(param: Any) -> tuple[list[float], list[str]]:
 def parallel_coordinates(study: Study) -> Figure:
     """One line per complete trial through its parameters (unit-cube positions; log axes where the
     space is logarithmic) to the objective, coloured by objective; the best trial drawn thick on top."""
+    names = list(study.space.tunable_names)
+    ranked = _ranked(study)
+    fig = new_figure(max(8, 1.1 * (len(names) + 1)), 5)
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
-    names = list(study.space.tunable_names)
-    ranked = _ranked(study)
-    fig = new_figure(max(8, 1.1 * (len(names) + 1)), 5)
     ax = fig.add_subplot()
     ax.set_title(f"Parallel coordinates: {study.name}")
     if not ranked:
@@ -152,6 +155,8 @@ def parallel_coordinates(study: Study) -> Figure:
         for pos, label in zip(*_axis_ticks(study.space[name]), strict=True):
             ax.text(x + 0.04, pos, label, fontsize=7, va="center", color="0.25")
     ax.axvline(len(names), color="0.3", linewidth=0.8)
+    for pos, value in ((0.0, lo), (1.0, hi)):
+        ax.text(len(names) + 0.04, pos, f"{value:.4g}", fontsize=7, va="center", color="0.25")
     ax.set_xticks(xs, [*names, _metric(study)], rotation=30, ha="right")
     ax.set_yticks([])
     ax.set_xlim(-0.2, len(names) + 0.2)
@@ -204,6 +209,8 @@ def learning_curves(study: Study, top: int = TOP_CURVES) -> Figure | None:
     if metric is None:
         return None
     fig = new_figure(8, 4.5)
+    from matplotlib.ticker import MaxNLocator
+
     ax = fig.add_subplot()
     for rank, trial in enumerate(chosen):
         steps = [(s, m[metric]) for s, m in trial.intermediate if metric in m]
@@ -215,6 +222,7 @@ def learning_curves(study: Study, top: int = TOP_CURVES) -> Figure | None:
                 linewidth=2.5 if rank == 0 else 1.3,
                 label=f"trial {trial.number} ({trial.value:.4g})",
             )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="step (epoch)", ylabel=metric, title=f"Learning curves of the top {len(chosen)} trials: {study.name}")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)

@@ -132,7 +132,7 @@ class Study:
                 raise HptError(f"cannot restore trial {trial.number}: expected trial {len(self.trials)} next")
             self.trials.append(trial)
             self._consider(trial)
-            if trial.state.finished:
+            if trial.state.finished and trial.params:  # a trial killed before its params were logged has none
                 self.strategy.tell(trial)
 
     # Ask / tell

@@ -202,6 +202,8 @@ class MlflowTracker(StudyObserver):
                 self.writer.log(trial.number, tags=tags)
                 self.writer.call(trial.number, "set_terminated", "KILLED")
             for trial in self.resume.unterminated:
+                tags = {"hpt.state": trial.state.value, **({"hpt.error": trial.error} if trial.error else {})}
+                self.writer.log(trial.number, tags=tags)
                 self.writer.call(trial.number, "set_terminated", _RUN_STATUS[trial.state])
             for trial in self.resume.cut_promotions:
                 history = ",".join(f"{b:g}" for b in trial.budget_history)
@@ -337,9 +339,14 @@ def load_study(run_id: str, tracking_uri: str | None = None) -> StudyRecord:
         budget = tags.get("hpt.budget")
         history = tags.get("hpt.budget_history")
         state_text = tags.get("hpt.state", "running")
+        try:
+            params = space.parse(run.data.params)
+        except HptError:  # killed between creating the run and logging its params: nothing to re-run
+            params, state_text = {}, "failed"
+            tags = {**tags, "hpt.error": "interrupted before its parameters were recorded", "hpt.requeued": "true"}
         trial = Trial(
             number,
-            space.parse(run.data.params),
+            params,
             budget=None if budget in (None, "None") else float(budget),
             state=TrialState(state_text) if state_text != "running" else TrialState.FAILED,
             values=[metrics[n] for n in names] if all(n in metrics for n in names) else None,
