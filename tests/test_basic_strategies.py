@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hpt
 import numpy as np
-from hpt import Categorical, Float, Int, Space
+import pytest
+from hpt import Categorical, Float, Int, PluginError, Space
 from hpt.trial import Trial, TrialState
 from hpt_basic.grid_search import GridSearch
 from hpt_basic.random_search import RandomSearch
@@ -51,3 +52,18 @@ def test_random_search_finds_a_good_region():
     study = hpt.optimize(lambda p: (p["x"] - 0.3) ** 2, {"x": Float(-1, 1)}, trials=60, seed=0)
     assert abs(study.best_params["x"] - 0.3) < 0.05
     assert np.isclose(study.best_value, (study.best_params["x"] - 0.3) ** 2)
+
+
+def test_grid_size_of_a_large_conditional_space_is_counted_without_walking_it():
+    big = Space(
+        {
+            **{f"p{i}": Float(0, 1) for i in range(12)},
+            "opt": Categorical(["sgd", "momentum", "adam"]),
+            "m": Float(0.5, 0.9, when={"opt": ["momentum"]}),
+        }
+    )
+    assert big.grid_size(5) == 5**12 * (2 + 5)  # sgd, adam, and momentum x 5 values of m
+    strategy = GridSearch(big, resolution=5)
+    assert strategy.size == 5**12 * 7 and len(strategy.ask(3)) == 3
+    with pytest.raises(PluginError, match="too many to shuffle"):
+        GridSearch(big, resolution=5, shuffle=True)

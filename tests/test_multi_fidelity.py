@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 
+import hpt
 import pytest
 from conftest import child_runs
-from mlflow.tracking import MlflowClient
-
-import hpt
 from hpt import PluginError, Strategy, Suggestion, TrialState
 from hpt.observers import StudyObserver
 from hpt_basic.function_backend import FunctionBackend
 from hpt_basic.multi_fidelity import rung_budgets
+from mlflow.tracking import MlflowClient
 
 NOISY = {"function": "branin", "noise": 2.0}
 

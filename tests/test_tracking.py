@@ -37,7 +37,10 @@ def test_parent_and_child_runs_follow_the_layout(store):
     assert [m.value for m in best_curve] == sorted((m.value for m in best_curve), reverse=True)
     assert best_curve[-1].value == pytest.approx(study.best_value)
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"config.json", "space.json", "best_params.json"} <= artifacts
+    assert {"config.json", "space.json", "best_params.json", "plots"} <= artifacts
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert {"plots/history.png", "plots/parallel_coordinates.png", "plots/learning_curves.png"} <= plots
+    assert "checkpoint_root" not in parent.data.params and parent.data.params["strategy"] == "random"
 
     children = child_runs(store, parent.info.run_id)
     assert sorted(r.info.run_name for r in children) == [f"trial-{i:04d}" for i in range(12)]

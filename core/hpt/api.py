@@ -51,6 +51,7 @@ def create_study(
     executor_options: Mapping[str, Any] | None = None,
     tracking: bool | str = True,
     experiment: str = "hpt",
+    plots: bool = True,
     strategy_options: Mapping[str, Any] | None = None,
     backend_options: Mapping[str, Any] | None = None,
     overrides: Mapping[str, str] | None = None,
@@ -102,7 +103,7 @@ def create_study(
         from hpt.tracking import MlflowTracker
 
         uri = tracking if isinstance(tracking, str) else None
-        all_observers.insert(0, MlflowTracker(uri, experiment, resume=resume))
+        all_observers.insert(0, MlflowTracker(uri, experiment, resume=resume, plots=plots))
     study = Study(
         backend,
         strat,

@@ -11,6 +11,7 @@ from typing import Any
 import click
 import yaml
 
+from hpt.commands import compare, ui
 from hpt.errors import HptError
 from hpt.observers import StudyObserver
 from hpt.plugins import KINDS, registry
@@ -137,6 +138,12 @@ def cli() -> None:
 @click.option("--experiment", default="hpt", show_default=True, help="MLflow experiment.")
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: ./mlflow.db).")
 @click.option("--resume", "resume_id", metavar="RUN_ID", help="Continue the study logged under this parent run.")
+@click.option(
+    "--plots",
+    "plots_dir",
+    type=click.Path(file_okay=False),
+    help="Also write the study's plots (PNG) to this directory.",
+)
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
 @_guard
@@ -203,6 +210,10 @@ def run(**opts: Any) -> None:
             err=True,
         )
         sys.exit(130)
+    if opts["plots_dir"]:
+        from hpt.plots import save_study_plots
+
+        save_study_plots(study, opts["plots_dir"])
     _summarise(study, tracker, opts["as_json"], opts["quiet"])
 
 
@@ -319,6 +330,10 @@ def best(run_id: str, tracking_uri: str | None, as_json: bool) -> None:
     click.echo(f"best trial {winner.number}: {_fmt(winner.value)} ({directions[0]})")
     for key, value in winner.params.items():
         click.echo(f"  {key} = {value}")
+
+
+cli.add_command(compare)
+cli.add_command(ui)
 
 
 def main() -> None:

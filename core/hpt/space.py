@@ -481,10 +481,14 @@ class Space(Mapping[str, Param]):
         return expand(0, {})
 
     def grid_size(self, n: int = 5) -> int:
-        """Number of grid points (counted without building them when there are no conditions)."""
-        if not any(p.when for p in self._params.values()):
-            return math.prod(len(p.grid(n)) for p in self._params.values())
-        return sum(1 for _ in self.grid(n))
+        """Number of grid points, without building them: only the parameters tied by conditions are
+        walked; every other one multiplies the count."""
+        tied = {name for name, p in self._params.items() if p.when}
+        tied |= {parent for p in self._params.values() for parent in (p.when or {})}
+        free = math.prod(len(p.grid(n)) for name, p in self._params.items() if name not in tied)
+        if not tied:
+            return free
+        return free * sum(1 for _ in Space({k: p for k, p in self._params.items() if k in tied}).grid(n))
 
     def encode(self, params: Mapping[str, Any]) -> np.ndarray:
         """Map params to [0, 1]^d over the tunable parameters; an inactive parameter encodes as 0.5."""

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import queue
+import shutil
 import tempfile
 import threading
 import time
@@ -170,11 +171,18 @@ class MlflowWriter:
 class MlflowTracker(StudyObserver):
     """Logs a study to MLflow as the DESIGN's layout says (parent run + child run per trial)."""
 
-    def __init__(self, tracking_uri: str | None = None, experiment: str = "hpt", resume: StudyRecord | None = None):
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        experiment: str = "hpt",
+        resume: StudyRecord | None = None,
+        plots: bool = True,
+    ):
         self.client = make_client(tracking_uri)
         self.tracking_uri = self.client.tracking_uri
         self.experiment = experiment
         self.resume = resume
+        self.plots = plots
         self.writer = MlflowWriter(self.client)
         self.parent_run_id: str | None = None
         self.experiment_id: str | None = None
@@ -227,7 +235,8 @@ class MlflowTracker(StudyObserver):
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=study.name)
         self.parent_run_id = run.info.run_id
         self.writer.run_ids[PARENT] = self.parent_run_id
-        params = {k: v for k, v in study.config.items() if not isinstance(v, dict | list)}
+        # flat settings as params (a temp checkpoint path would only differ between studies in the UI)
+        params = {k: v for k, v in study.config.items() if not isinstance(v, dict | list) and k != "checkpoint_root"}
         self.writer.log(PARENT, params=params)
         self.writer.call(PARENT, "log_text", json.dumps(study.config, indent=2, default=str), CONFIG_ARTIFACT)
         self.writer.call(PARENT, "log_text", json.dumps(study.space.to_dict(), indent=2), SPACE_ARTIFACT)
@@ -287,10 +296,25 @@ class MlflowTracker(StudyObserver):
             front = [{"trial": t.number, "values": t.values, "params": t.params} for t in study.pareto_front()]
             self.writer.call(PARENT, "log_text", json.dumps(front, indent=2, default=str), "pareto_front.json")
         self.writer.log(PARENT, tags={"hpt.counts": json.dumps(study.counts())})
+        plots = Path(tempfile.mkdtemp(prefix="hpt-plots-")) if self.plots else None
+        if plots is not None:
+            self._log_plots(study, plots)
         self.writer.call(PARENT, "set_terminated", status)
         self.writer.close()
+        if plots is not None:
+            shutil.rmtree(plots, ignore_errors=True)
         if self.writer.errors:
             log.warning("%d MLflow writes failed; first: %s", len(self.writer.errors), self.writer.errors[0])
+
+    def _log_plots(self, study: Study, directory: Path) -> None:
+        """The study's plots as artifacts of its parent run, under `plots/`."""
+        from hpt.plots import save_study_plots
+
+        try:
+            for path in save_study_plots(study, directory):
+                self.writer.call(PARENT, "log_artifact", str(path), "plots")
+        except HptError as exc:  # matplotlib is not installed: the study itself is fine
+            log.info("no plots: %s", exc)
 
 
 @dataclass

@@ -2,9 +2,12 @@
 
 from collections.abc import Sequence
 
+from hpt.errors import PluginError
 from hpt.space import Params, Space
 from hpt.strategy import Strategy
 from hpt.trial import Suggestion, Trial
+
+MAX_SHUFFLED = 1_000_000
 
 
 def _key(params: Params) -> str:
@@ -35,9 +38,13 @@ class GridSearch(Strategy):
         self.size = space.grid_size(self.resolution)
         points = space.grid(self.resolution)
         if shuffle:
-            points = iter(
-                [p for _, p in sorted(zip(self.rng.random(self.size), points, strict=True), key=lambda x: x[0])]
-            )
+            if self.size > MAX_SHUFFLED:
+                raise PluginError(
+                    f"grid has {self.size:,} points, too many to shuffle; "
+                    "narrow the space (--set) or lower -O resolution"
+                )
+            every_point = list(points)
+            points = iter([every_point[i] for i in self.rng.permutation(self.size)])
         self._points = points
         self._seen: set[str] = set()
 

@@ -9,6 +9,7 @@ once, for the best configuration, by `final_report`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from hpt_torch.datasets import load_dataset, make_folds
 from hpt_torch.hyperparams import LEARNING_RATE_RANGE, MAX_EPOCHS, PATIENCE, default_space, resolve
 from hpt_torch.lr_finder import LRFinding, lr_range_test
 from hpt_torch.metrics import resolve_metric
+from hpt_torch.population import Member, group_key, train_population
 from hpt_torch.training import (
     CHECKPOINT_FILE,
     TrainingRun,
@@ -51,6 +53,10 @@ class MLPBackend(Backend):
     max_epochs / patience: the fixed values in the default space. task: force classification or regression
     for a CSV target. split_seed: the seed of the train/valid/test split (the same for every trial).
     threads: the most CPU threads one trial's training uses (see `training.limited_threads`).
+
+    With `hpt run --batch-trials K`, configurations that share depth, activation, batch size and update
+    rule train as one stacked model (`evaluate_batch`, population training); pin those with `--set` to
+    stack a whole batch.
     """
 
     name = "mlp"
@@ -131,9 +137,9 @@ class MLPBackend(Backend):
         """Train (one model, or one per fold in lockstep), report every epoch, stop early, return the
         best epoch's validation metric. With a budget (epochs), continue from the trial's checkpoint."""
         params = resolve(params)
-        until = params["max_epochs"] if budget is None else max(1, int(round(budget)))
+        until = epochs_until(params, budget)
         seed = 0 if ctx.seed is None else int(ctx.seed)
-        checkpoint = ctx.checkpoint_dir / CHECKPOINT_FILE if ctx.checkpoint_dir is not None else None
+        checkpoint = checkpoint_file(ctx)
         with seeded(seed, resolve_device(self.device)), limited_threads(self.threads):
             runs = self._runs(params, seed)
             if budget is not None and checkpoint is not None:
@@ -149,6 +155,67 @@ class MLPBackend(Backend):
             train(runs, until, report)
             if checkpoint is not None:
                 save_checkpoint(checkpoint, runs, params)
+        return self._result(runs)
+
+    def evaluate_batch(
+        self, params: Sequence[Params], budgets: Sequence[float | None], ctxs: Sequence[TrialContext]
+    ) -> list[Any]:
+        """Population training: members that share an architecture, batch size and update rule
+        (`population.group_key`) train as one stacked model, each with its own scalar hyperparameters,
+        seed, data order, early stopping, reports and checkpoint; the others (and every member when
+        training on k folds) train one at a time. One entry per member: its Result or its exception."""
+        out: list[Any] = [None] * len(params)
+        groups: dict[Any, list[tuple[int, dict[str, Any]]]] = {}
+        n_train = len(self.folds[0].y_train)
+        for index, member_params in enumerate(params):
+            try:
+                resolved = resolve(member_params)
+            except Exception as exc:  # a bad configuration fails alone
+                out[index] = exc
+                continue
+            key = group_key(resolved, n_train) if len(self.folds) == 1 else index
+            groups.setdefault(key, []).append((index, resolved))
+        for group in groups.values():
+            if len(group) == 1:
+                ((index, _),) = group
+                out[index] = self._evaluate_alone(params[index], budgets[index], ctxs[index])
+                continue
+            indices = [index for index, _ in group]
+            try:
+                results = self._evaluate_population(
+                    [p for _, p in group], [budgets[i] for i in indices], [ctxs[i] for i in indices]
+                )
+            except Exception as exc:  # a stack that cannot train (e.g. out of memory) fails its members only
+                results = [exc] * len(indices)
+            for index, result in zip(indices, results, strict=True):
+                out[index] = result
+        return out
+
+    def _evaluate_alone(self, params: Params, budget: float | None, ctx: TrialContext) -> Any:
+        try:
+            return self.evaluate(params, budget, ctx)
+        except Exception as exc:  # one member failing must not fail the others
+            return exc
+
+    def _evaluate_population(
+        self, params: list[dict[str, Any]], budgets: Sequence[float | None], ctxs: Sequence[TrialContext]
+    ) -> list[Any]:
+        device = resolve_device(self.device)
+        seeds = [0 if ctx.seed is None else int(ctx.seed) for ctx in ctxs]
+        members: list[Member] = []
+        with seeded(seeds[0], device), limited_threads(self.threads):
+            for member_params, budget, ctx, seed in zip(params, budgets, ctxs, seeds, strict=True):
+                with seeded(seed, device):  # the same initial weights as the member trained alone
+                    (run,) = self._runs(member_params, seed)
+                member = Member(run, ctx, epochs_until(member_params, budget), checkpoint_file(ctx))
+                if budget is not None and member.checkpoint is not None:
+                    load_checkpoint(member.checkpoint, [run], member_params, member.until)
+                members.append(member)
+            train_population(members, dropout_seed=seeds[0])
+        return [self._result([m.run]) if m.outcome is None else m.outcome for m in members]
+
+    def _result(self, runs: list[TrainingRun]) -> Result:
+        """The objective (best epoch's validation metric, averaged over folds) and the final metrics."""
         best = mean_metrics([run.best_metrics for run in runs])
         extra = {
             "best_epoch": float(np.mean([run.best_epoch for run in runs])),
@@ -181,6 +248,15 @@ class MLPBackend(Backend):
                 seed=seed,
                 **options,
             )
+
+
+def epochs_until(params: Params, budget: float | None) -> int:
+    """The epoch a trial trains to: its budget (epochs) if it has one, else `max_epochs`."""
+    return params["max_epochs"] if budget is None else max(1, int(round(budget)))
+
+
+def checkpoint_file(ctx: TrialContext) -> Path | None:
+    return ctx.checkpoint_dir / CHECKPOINT_FILE if ctx.checkpoint_dir is not None else None
 
 
 def narrowed_range(suggestion: float) -> tuple[float, float]:

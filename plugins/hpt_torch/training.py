@@ -194,26 +194,33 @@ class TrainingRun:
         self.epoch += 1
         train_loss = float(total) / n
         if not math.isfinite(train_loss):
-            raise HptError(
-                f"training diverged: the training loss is {train_loss} at epoch {self.epoch}; "
-                f"lower learning_rate (now {self.params['learning_rate']:g})"
-            )
+            raise self.divergence(train_loss)
         metrics = {"train_loss": train_loss}
         if len(self.y_valid):
             metrics.update({f"valid_{k}": v for k, v in self.evaluate(self.x_valid, self.y_valid).items()})
-        self._early_stopping(metrics)
-        self.last_metrics = metrics
+        if self.record_epoch(metrics):
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         return metrics
 
-    def _early_stopping(self, metrics: dict[str, float]) -> None:
+    def divergence(self, train_loss: float) -> HptError:
+        """The error that fails a run whose training loss is no longer finite."""
+        return HptError(
+            f"training diverged: the training loss is {train_loss} at epoch {self.epoch}; "
+            f"lower learning_rate (now {self.params['learning_rate']:g})"
+        )
+
+    def record_epoch(self, metrics: dict[str, float]) -> bool:
+        """Early-stopping bookkeeping for the epoch just trained; True when it is the best so far (the
+        caller keeps its weights: `best_state`)."""
+        self.last_metrics = metrics
         value = metrics[self.monitor]
         if self.best_value is None or self.sign * value < self.sign * self.best_value:
             self.best_value, self.best_epoch, self.best_metrics = value, self.epoch, dict(metrics)
-            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             self.bad_epochs = 0
-        else:
-            self.bad_epochs += 1
-            self.stopped = self.bad_epochs >= self.params["patience"]
+            return True
+        self.bad_epochs += 1
+        self.stopped = self.bad_epochs >= self.params["patience"]
+        return False
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:

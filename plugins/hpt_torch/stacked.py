@@ -1,0 +1,176 @@
+"""A population of MLPs as one stacked model: every member's parameters are one row of a `[K, P]`
+tensor, and a forward pass is one batched matrix product per layer for all K members.
+
+Members may differ in width (`n_neurons`, `layer_shape`): each layer is padded to the widest
+member's, padded entries start at zero and their gradients are masked, so a narrower member computes
+exactly what it would alone (the padded units feed nothing downstream). Depth, activation and batch
+size must be shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from hpt_torch.datasets import CLASSIFICATION
+from hpt_torch.metrics import metric_names
+
+ACTIVATIONS = {
+    "relu": F.relu,
+    "leaky_relu": F.leaky_relu,
+    "elu": F.elu,
+    "selu": F.selu,
+    "gelu": F.gelu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+}
+"""The functional forms of `network.ACTIVATION_MODULES` (same defaults)."""
+SELU_ALPHA = 1.7580993408473766
+"""Alpha dropout's saturation value for SELU (torch's `alpha_dropout`)."""
+DROPOUT_LEVELS = 2**16
+
+Shapes = list[tuple[int, int]]
+"""A member's layers as (outputs, inputs), input layer first."""
+
+
+class FlatLayout:
+    """Where each layer's padded weight matrix and bias lie in a member's row.
+
+    Weights are stored transposed (`[in, out]`), so a layer is `baddbmm(bias, h, weight)` and autograd
+    hands back contiguous weight gradients that need no copy before the optimiser step."""
+
+    def __init__(self, member_shapes: Sequence[Shapes]) -> None:
+        n_layers = len(member_shapes[0])
+        self.shapes = [
+            (max(s[i][0] for s in member_shapes), max(s[i][1] for s in member_shapes)) for i in range(n_layers)
+        ]
+        self.offsets: list[int] = []
+        size = 0
+        for out, inp in self.shapes:
+            self.offsets.append(size)
+            size += out * inp + out
+        self.size = size
+        self.padded = any(list(s) != self.shapes for s in member_shapes)
+
+    def views(self, flat: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer, the `[K, in, out]` (transposed) weights and `[K, out]` biases viewing `flat`'s storage."""
+        k = flat.shape[0]
+        out = []
+        for (o, i), start in zip(self.shapes, self.offsets, strict=True):
+            out.append((flat[:, start : start + o * i].view(k, i, o), flat[:, start + o * i : start + o * i + o]))
+        return out
+
+    def row(self, tensors: Sequence[torch.Tensor], device: torch.device) -> torch.Tensor:
+        """A member's tensors (weight, bias per layer, its own sizes) padded into one row."""
+        row = torch.zeros(self.size, device=device)
+        for (o, i), start, weight, bias in zip(self.shapes, self.offsets, tensors[0::2], tensors[1::2], strict=True):
+            row[start : start + o * i].view(i, o)[: weight.shape[1], : weight.shape[0]] = weight.t()
+            row[start + o * i : start + o * i + bias.shape[0]] = bias
+        return row
+
+    def split(self, row: torch.Tensor, shapes: Shapes) -> list[torch.Tensor]:
+        """The inverse of `row`: a member's weight and bias per layer, at its own sizes (copies)."""
+        out = []
+        for (o, i), start, (mo, mi) in zip(self.shapes, self.offsets, shapes, strict=True):
+            out.append(row[start : start + o * i].view(i, o)[:mi, :mo].t().clone(memory_format=torch.contiguous_format))
+            out.append(row[start + o * i : start + o * i + mo].clone())
+        return out
+
+    def mask(self, shapes: Shapes, device: torch.device) -> torch.Tensor:
+        """1 where a member with these shapes has a real parameter, 0 on padding."""
+        return self.row([torch.ones(s) for o, i in shapes for s in ((o, i), (o,))], device)
+
+    def weight_mask(self, device: torch.device) -> torch.Tensor:
+        """1 on weight entries, 0 on biases (regularisation applies to weights only)."""
+        mask = torch.zeros(self.size, device=device)
+        for (o, i), start in zip(self.shapes, self.offsets, strict=True):
+            mask[start : start + o * i] = 1.0
+        return mask
+
+
+def forward(
+    layers: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    x: torch.Tensor,
+    activation: str,
+    dropout: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Outputs `[K, B, n_out]` of K members on inputs `x` (`[K, B, d]`, or `[B, d]` shared by all).
+
+    `dropout` holds each member's rate (`[K]`; training only); SELU members get alpha dropout."""
+    k = layers[0][0].shape[0]
+    h = x if x.dim() == 3 else x.expand(k, *x.shape)
+    act = ACTIVATIONS[activation]
+    for index, (weight, bias) in enumerate(layers):
+        h = torch.baddbmm(bias.unsqueeze(1), h, weight)
+        if index < len(layers) - 1:
+            h = act(h)
+            if dropout is not None:
+                h = _dropout(h, dropout, activation == "selu", generator)
+    return h
+
+
+def _dropout(h: torch.Tensor, rate: torch.Tensor, alpha: bool, generator: torch.Generator | None) -> torch.Tensor:
+    """torch's dropout (or alpha dropout) with a rate per member; a rate of 0 leaves a member unchanged.
+
+    An entry is dropped when a uniform 16-bit draw falls below its member's rate, so one 64-bit draw
+    serves four entries: a quarter of the random numbers `torch.rand` would need, which on a CPU cost
+    more than the layer itself. Rates are thereby rounded to a multiple of 1/65536."""
+    levels = (rate * DROPOUT_LEVELS).round().view(-1, 1, 1)
+    bits = torch.empty((h.numel() + 3) // 4, dtype=torch.int64, device=h.device)
+    bits.random_(-(2**63), None, generator=generator)
+    uniform = bits.view(torch.int16)[: h.numel()].view(h.shape)  # uniform on [-32768, 32767]
+    keep = uniform >= (levels - DROPOUT_LEVELS // 2).to(torch.int16)
+    rate = levels / DROPOUT_LEVELS
+    if not alpha:
+        return h * (keep / (1 - rate))
+    a = 1.0 / torch.sqrt((SELU_ALPHA**2 * rate + 1) * (1 - rate))
+    return torch.where(keep, h * a + a * SELU_ALPHA * rate, a * SELU_ALPHA * (rate - 1))
+
+
+def member_losses(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Each member's mean loss (`[K]`) of outputs `out` (`[K, B, n_out]`) on targets `y` (`[K, B]` or `[B]`),
+    as `metrics.loss_function` computes it for one model."""
+    k, b, n_out = out.shape
+    y = y.expand(k, b)
+    if task != CLASSIFICATION:
+        return (out.squeeze(2) - y).pow(2).mean(1)
+    if n_out == 1:
+        return F.binary_cross_entropy_with_logits(out.squeeze(2), y.float(), reduction="none").mean(1)
+    # cross-entropy as logsumexp minus the target's logit: on a CPU, log_softmax over a few classes costs
+    # several times more per row
+    return (out.logsumexp(2) - out.gather(2, y.unsqueeze(2)).squeeze(2)).mean(1)
+
+
+def member_metrics(
+    task: str, out: torch.Tensor, y: torch.Tensor, n_classes: int, y_mean: float, y_std: float
+) -> list[dict[str, float]]:
+    """`metrics.compute_metrics` for each of K members at once (outputs `[K, N, n_out]`, shared targets `[N]`),
+    with one host transfer."""
+    k = out.shape[0]
+    loss = member_losses(task, out, y)
+    if task == CLASSIFICATION:
+        pred = (out.squeeze(2) > 0).long() if out.shape[2] == 1 else out.argmax(2)
+        cells = n_classes * n_classes
+        index = torch.arange(k, device=out.device).unsqueeze(1) * cells + y * n_classes + pred
+        confusion = torch.bincount(index.reshape(-1), minlength=k * cells).view(k, n_classes, n_classes)
+        true_pos = confusion.diagonal(dim1=1, dim2=2).float()
+        support = confusion.sum(2) + confusion.sum(1)
+        present = support > 0
+        f1 = torch.where(present, 2 * true_pos / support.clamp_min(1), 0).sum(1) / present.sum(1)
+        values = torch.stack([loss, (pred == y).float().mean(1), f1], 1)
+    else:
+        pred, truth = out.squeeze(2) * y_std + y_mean, y * y_std + y_mean
+        err = pred - truth
+        ss_tot = ((truth - truth.mean()) ** 2).sum().clamp_min(1e-12)
+        values = torch.stack([loss, err.pow(2).mean(1).sqrt(), err.abs().mean(1), 1 - err.pow(2).sum(1) / ss_tot], 1)
+    names = metric_names(task)
+    return [dict(zip(names, row, strict=True)) for row in values.detach().float().cpu().tolist()]
+
+
+def member_chunks(k: int, rows: int, width: int, limit: int = 2**24) -> list[slice]:
+    """Slices of the K members small enough that a forward pass over `rows` rows stays under `limit` floats."""
+    step = max(1, limit // max(1, rows * width))
+    return [slice(start, min(k, start + step)) for start in range(0, k, step)] if k else []
