@@ -144,6 +144,8 @@ class ProcessRunner(Runner):
         self._threads = max(1, (os.cpu_count() or 1) // self.workers)
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         self._context = multiprocessing.get_context(method)
+        if method == "forkserver":  # workers fork with the backend's module (torch, ...) already imported
+            self._context.set_forkserver_preload(["hpt.evaluation", type(backend).__module__])
         self._lock = threading.Lock()
         self._queue: deque[tuple[TrialTask, Future[TrialOutcome]]] = deque()
         self._wake_read, self._wake_write = self._context.Pipe(duplex=False)
