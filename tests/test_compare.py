@@ -107,7 +107,7 @@ def test_an_unknown_strategy_fails_before_any_study_runs(tmp_path: Path):
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [result.output.strip()]
     assert "unknown strategy 'nope'" in result.output
-    assert not (tmp_path / "mlflow.db").exists()
+    assert MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_experiment_by_name("hpt") is None  # nothing logged
 
 
 def test_an_option_for_a_strategy_not_compared_is_an_error():

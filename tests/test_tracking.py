@@ -129,8 +129,8 @@ def test_tracking_uri_from_environment(tmp_path, monkeypatch):
 def test_default_store_is_mlflow_db_in_the_working_directory(tmp_path):
     study = hpt.create_study(FunctionBackend("branin"), seed=0, tracking=True)
     study.optimize(1)
-    assert (tmp_path / "mlflow.db").exists()
-    assert study.observers[0].tracking_uri.endswith("mlflow.db")
+    assert study.observers[0].tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"
+    assert len(child_runs(f"sqlite:///{tmp_path}/mlflow.db", study.observers[0].parent_run_id)) == 1
 
 
 def test_resume_survives_a_run_killed_before_its_params_were_logged(store):
