@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpt.backend import Backend, CallableBackend
 from hpt.errors import HptError
@@ -15,6 +15,9 @@ from hpt.space import Space, as_space
 from hpt.strategy import Strategy
 from hpt.study import Study
 from hpt.trial import DIRECTIONS
+
+if TYPE_CHECKING:
+    from hpt.tracking import StudyRecord
 
 Objective = Backend | Callable[..., Any] | str
 
@@ -65,7 +68,7 @@ def create_study(
     checkpoint_root: Path | None = None,
     clean_checkpoints: bool | None = None,
     trials: int | None = None,
-    resume: Any = None,
+    resume: StudyRecord | None = None,
 ) -> Study:
     """Build a study. `tracking=True` logs to MLflow's default store, a string names a tracking URI,
     False keeps everything in memory. `overrides` are `--set` style pins/narrowings of the space."""

@@ -198,7 +198,9 @@ def run(**opts: Any) -> None:
     if not (opts["quiet"] or opts["as_json"]):
         bar = ProgressBar(progress_total)
         study.observers.append(bar)
-    tracker = next((o for o in study.observers if hasattr(o, "parent_run_id")), None)
+    from hpt.tracking import MlflowTracker
+
+    tracker = next((o for o in study.observers if isinstance(o, MlflowTracker)), None)
     try:
         if remaining != 0:
             study.optimize(remaining, opts["timeout"])
