@@ -46,7 +46,7 @@ def run_study(backend, pins: dict, method: str, seed: int, seconds: float, max_b
     spec = dict(METHODS[method])
     options = {}
     if spec["strategy"] == "hyperband":
-        options = {"sampler": spec["sampler"], "min_budget": 1, "max_budget": max_budget, "eta": 3}
+        options = {"sampler": spec["sampler"], "min_budget": 1, "max_budget": max_budget, "eta": 3, "iterations": None}
     study = hpt.create_study(
         backend, strategy=spec["strategy"], seed=seed, tracking=False, strategy_options=options, overrides=pins
     )

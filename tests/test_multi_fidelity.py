@@ -214,3 +214,39 @@ def test_half_finished_successive_halving_resumes_its_rungs(store):
     top = next(r for r in runs if r.data.tags.get("hpt.budget_history") == "1,3,9")
     history = MlflowClient(store).get_metric_history(top.info.run_id, "value")
     assert sorted(m.step for m in history) == list(range(9))
+
+
+def test_hyperband_repeats_its_brackets_when_asked_to():
+    study, _ = run("hyperband", 40, min_budget=1, max_budget=9, eta=3, iterations=None)
+    assert len(study.trials) == 40  # 17 configurations per iteration: the third iteration was under way
+    first_budgets = Counter(t.budget_history[0] for t in study.trials[:34])
+    assert first_budgets == {1: 18, 3: 10, 9: 6}
+    twice, _ = run("hyperband", 100, min_budget=1, max_budget=9, eta=3, iterations=2)
+    assert len(twice.trials) == 34
+
+
+def test_resumed_hyperband_routes_trials_to_their_iterations(store):
+    first = hpt.create_study(
+        FunctionBackend(**NOISY),
+        strategy="hyperband",
+        seed=0,
+        tracking=store,
+        trials=30,
+        strategy_options={"min_budget": 1, "max_budget": 9, "eta": 3, "iterations": 2},
+    )
+    first.optimize(30)
+    resumed, remaining = hpt.resume_study(first.observers[0].parent_run_id, store, trials=34)
+    assert remaining == 4
+    resumed.optimize(remaining)
+    assert len(resumed.trials) == 34
+    assert Counter(t.budget_history[0] for t in resumed.trials) == {1: 18, 3: 10, 9: 6}
+    assert Counter(len(t.budget_history) for t in resumed.trials) == Counter(
+        len(t.budget_history)
+        for t in hpt.optimize(
+            FunctionBackend(**NOISY),
+            strategy="hyperband",
+            seed=0,
+            trials=34,
+            strategy_options={"min_budget": 1, "max_budget": 9, "eta": 3, "iterations": 2},
+        ).trials
+    )

@@ -180,29 +180,55 @@ class SuccessiveHalving(_SchedulerBase):
 
 class Hyperband(_SchedulerBase):
     """The brackets of Li et al.: successive halving started at every rung, so configurations get
-    both many cheap looks and a few long ones. Brackets run side by side to keep workers busy."""
+    both many cheap looks and a few long ones. Brackets run side by side to keep workers busy.
+    `iterations` sets of brackets run one after another (None: until the study stops)."""
 
     name = "hyperband"
 
-    def __init__(self, space: Space, **options: Any) -> None:
+    def __init__(self, space: Space, *, iterations: int | None = 1, **options: Any) -> None:
         super().__init__(space, **options)
+        self.iterations = int(iterations) if iterations else None
+        self.brackets: list[_Bracket] = []
+        self._add_iteration()
+
+    def _add_iteration(self) -> None:
         s_max = len(self.budgets) - 1
-        self.brackets = [
+        self.brackets += [
             _Bracket(self.budgets[s_max - s :], math.ceil((s_max + 1) / (s + 1) * self.eta**s), self.eta, self.sampler)
             for s in range(s_max, -1, -1)
         ]
 
+    def _may_add_iteration(self) -> bool:
+        """Start the next set of brackets once every bracket has handed out all its configurations."""
+        started = len(self.brackets) // len(self.budgets)
+        if all(b.assigned >= b.n_configs for b in self.brackets) and (
+            self.iterations is None or started < self.iterations
+        ):
+            self._add_iteration()
+            return True
+        return False
+
     def _bracket_of(self, trial: Trial) -> _Bracket:
+        """The bracket that started this trial: the oldest one with its first budget that has room."""
         first = (trial.budget_history or [trial.budget])[0]
-        return min(self.brackets, key=lambda b: abs(b.budgets[0] - first))
+        for bracket in self.brackets:
+            if trial.number in bracket.ladder.params:
+                return bracket
+        while True:
+            for bracket in self.brackets:
+                if abs(bracket.budgets[0] - first) < 1e-9 and len(bracket.ladder.members[0]) < bracket.n_configs:
+                    return bracket
+            self._add_iteration()  # a resumed study told trials of a later iteration
 
     def ask(self, n: int = 1) -> list[Suggestion]:
         out: list[Suggestion] = []
-        for bracket in self.brackets:
-            out += bracket.ask(n - len(out))
-            if len(out) == n:
-                break
-        return out
+        while True:
+            for bracket in self.brackets:
+                out += bracket.ask(n - len(out))
+                if len(out) == n:
+                    return out
+            if not self._may_add_iteration():
+                return out
 
     def ask_promotions(self, n: int = 1) -> list[Suggestion]:
         out: list[Suggestion] = []
