@@ -93,6 +93,23 @@ def test_cli_run_with_kfold_logs_to_sqlite(tmp_path):
         assert child.data.params["max_epochs"] == "3" and child.data.metrics["epochs"] == 3
 
 
+def test_nsga2_trades_validation_loss_against_network_size(tmp_path):
+    uri = f"sqlite:///{tmp_path}/m.db"
+    args = ["run", "--strategy", "nsga2", "-O", "population=4", "--backend", "mlp", "--dataset", "iris"]
+    args += ["--metric", "valid_loss,n_params", "--trials", "6", "--set", "max_epochs=2", "--tracking-uri", uri]
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["trials"]["complete"] == 6 and summary["pareto_front"]
+    client = MlflowClient(uri)
+    children = {int(c.data.tags["hpt.trial"]): c for c in child_runs(client, client.get_run(summary["parent_run_id"]))}
+    for member in summary["pareto_front"]:
+        logged = children[member["trial"]].data.metrics
+        assert member["values"] == pytest.approx([logged["best_valid_loss"], logged["n_params"]])
+    front = [tuple(m["values"]) for m in summary["pareto_front"]]
+    assert not any(a != b and a[0] <= b[0] and a[1] <= b[1] for a in front for b in front)  # none dominated
+
+
 def test_cli_reports_bad_backend_input_as_one_line(tmp_path):
     uri = f"sqlite:///{tmp_path}/bad.db"
     runner = CliRunner()
@@ -100,6 +117,8 @@ def test_cli_reports_bad_backend_input_as_one_line(tmp_path):
         (["--dataset", "iris", "--metric", "rmse"], "error: metric 'rmse' does not apply to classification"),
         (["--data", str(tmp_path / "missing.csv"), "--target", "y"], "does not exist"),
         (["--dataset", "iris", "--device", "tpu9"], "unknown device 'tpu9'"),
+        (["--dataset", "iris", "--metric", "loss,valid_loss"], "names an objective twice"),
+        (["--dataset", "iris", "--metric", "loss,n_params", "--strategy", "skopt"], "optimises one objective"),
     ]:
         result = runner.invoke(cli, ["run", "--tracking-uri", uri, *args])
         assert result.exit_code == 1 and message in result.output
@@ -119,14 +138,19 @@ def test_backend_survives_pickling_and_rebuilds_from_its_options():
     assert (backend.x_test == rebuilt.x_test).all()
 
 
-def test_final_report_retrains_the_best_trial_model():
+def test_final_report_scores_the_model_the_trial_kept(tmp_path):
     backend = MLPBackend(dataset="iris")
     params = {"max_epochs": 6, "dropout": 0.1}
-    ctx = hpt.TrialContext(0, seed=3)
+    ctx = hpt.TrialContext(0, seed=3, checkpoint_dir=tmp_path / "trial-0000")
     backend.evaluate(params, None, ctx)
-    report = backend.final_report(params, 3)
-    assert 0.0 <= report["test_accuracy"] <= 1.0 and report["test_loss"] > 0
-    assert report == backend.final_report(params, 3)
+    from_checkpoint = backend.final_report(params, 3, ctx.checkpoint_dir)
+    assert 0.0 <= from_checkpoint["test_accuracy"] <= 1.0 and from_checkpoint["test_loss"] > 0
+    # without the checkpoint the configuration is trained again, the same way: the same model
+    assert backend.final_report(params, 3) == pytest.approx(from_checkpoint)
+    assert backend.final_report(params, 3, tmp_path / "elsewhere") == pytest.approx(from_checkpoint)
+    # a checkpoint of another configuration is not used
+    other = backend.final_report({**params, "dropout": 0.0}, 3, ctx.checkpoint_dir)
+    assert other != pytest.approx(from_checkpoint)
 
 
 def test_lr_from_finder_narrows_the_learning_rate_range():

@@ -33,6 +33,18 @@ def make_backend(objective: Objective, space: Space | None = None, **backend_opt
     raise HptError(f"cannot tune {objective!r}: pass a callable, a Backend or a backend name")
 
 
+def worker_imports(objective: Objective) -> tuple[str, ...]:
+    """The modules a worker process needs for this objective's backend, known before it is built: the
+    backend class's module and its `worker_imports` (a plain callable's module may be `__main__`: none)."""
+    if isinstance(objective, str):
+        backend_type = registry().get("backend", objective).load()
+    elif isinstance(objective, Backend):
+        backend_type = type(objective)
+    else:
+        return ()
+    return (backend_type.__module__, *backend_type.worker_imports)
+
+
 def _directions(backend: Backend, direction: str | None, directions: Sequence[str] | None) -> tuple[str, ...]:
     chosen = tuple(directions) if directions else (direction,) if direction else tuple(backend.directions)
     for d in chosen:
@@ -72,58 +84,65 @@ def create_study(
 ) -> Study:
     """Build a study. `tracking=True` logs to MLflow's default store, a string names a tracking URI,
     False keeps everything in memory. `overrides` are `--set` style pins/narrowings of the space."""
-    backend = make_backend(objective, as_space(space), **dict(backend_options or {}))
-    the_space = as_space(space) or backend.default_space()
-    for param_name, text in (overrides or {}).items():
-        the_space = the_space.override(param_name, text)
-    dirs = _directions(backend, direction, directions)
-    if isinstance(strategy, Strategy):
-        strat = strategy
-    else:
-        strat = registry().create(
-            "strategy", strategy, the_space, directions=dirs, seed=seed, **dict(strategy_options or {})
-        )
-    if len(dirs) > 1 and not strat.multi_objective:
-        raise HptError(f"strategy {strat.name!r} optimises one objective; use a multi-objective strategy")
     executor = executor or ("serial" if (workers or 1) <= 1 else "process")
-    runner = registry().create("executor", executor, backend, workers, **dict(executor_options or {}))
-    config = {
-        "strategy": strat.name,
-        "strategy_options": dict(strategy_options or {}),
-        "backend": backend.name,
-        "backend_options": backend.options(),
-        "directions": list(dirs),
-        "seed": seed,
-        "trials": trials,
-        "workers": workers,
-        "executor": executor,
-        "prune": prune,
-        "prune_options": dict(prune_options or {}),
-        "batch_trials": batch_trials,
-    }
-    all_observers = [PluginHooks(), *observers]
-    if tracking:
-        from hpt.tracking import MlflowTracker
-
-        uri = tracking if isinstance(tracking, str) else None
-        all_observers.insert(0, MlflowTracker(uri, experiment, resume=resume, plots=plots))
-    study = Study(
-        backend,
-        strat,
-        space=the_space,
-        directions=dirs,
-        seed=seed,
-        runner=runner,
-        observers=all_observers,
-        name=name,
-        config=config,
-        checkpoint_root=checkpoint_root,
-        max_failures=max_failures,
-        trial_timeout=trial_timeout,
-        pruner=make_pruner(prune, **dict(prune_options or {})),
-        batch_trials=batch_trials,
-        clean_checkpoints=clean_checkpoints,
+    # the runner first: its workers (or cluster) start up while the backend loads its data
+    runner = registry().create(
+        "executor", executor, workers, preload=worker_imports(objective), **dict(executor_options or {})
     )
+    try:
+        backend = make_backend(objective, as_space(space), **dict(backend_options or {}))
+        the_space = as_space(space) or backend.default_space()
+        for param_name, text in (overrides or {}).items():
+            the_space = the_space.override(param_name, text)
+        dirs = _directions(backend, direction, directions)
+        if isinstance(strategy, Strategy):
+            strat = strategy
+        else:
+            strat = registry().create(
+                "strategy", strategy, the_space, directions=dirs, seed=seed, **dict(strategy_options or {})
+            )
+        if len(dirs) > 1 and not strat.multi_objective:
+            raise HptError(f"strategy {strat.name!r} optimises one objective; use a multi-objective strategy")
+        config = {
+            "strategy": strat.name,
+            "strategy_options": dict(strategy_options or {}),
+            "backend": backend.name,
+            "backend_options": backend.options(),
+            "directions": list(dirs),
+            "seed": seed,
+            "trials": trials,
+            "workers": workers,
+            "executor": executor,
+            "prune": prune,
+            "prune_options": dict(prune_options or {}),
+            "batch_trials": batch_trials,
+        }
+        all_observers = [PluginHooks(), *observers]
+        if tracking:
+            from hpt.tracking import MlflowTracker
+
+            uri = tracking if isinstance(tracking, str) else None
+            all_observers.insert(0, MlflowTracker(uri, experiment, resume=resume, plots=plots))
+        study = Study(
+            backend,
+            strat,
+            space=the_space,
+            directions=dirs,
+            seed=seed,
+            runner=runner,
+            observers=all_observers,
+            name=name,
+            config=config,
+            checkpoint_root=checkpoint_root,
+            max_failures=max_failures,
+            trial_timeout=trial_timeout,
+            pruner=make_pruner(prune, **dict(prune_options or {})),
+            batch_trials=batch_trials,
+            clean_checkpoints=clean_checkpoints,
+        )
+    except BaseException:
+        runner.close(cancel=True)
+        raise
     study.config["checkpoint_root"] = str(study.checkpoint_root)
     return study
 

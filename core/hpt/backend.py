@@ -76,6 +76,9 @@ class Backend(ABC):
     metric: str = REPORTED
     """The reported metric the objective is measured on (what pruning compares), e.g. `valid_loss`."""
     direction: Direction = "minimize"
+    worker_imports: ClassVar[tuple[str, ...]] = ()
+    """Modules a worker process imports before its first trial, besides this class's own module: heavy
+    imports the backend's code only triggers lazily (a worker pool starts them while the driver sets up)."""
 
     @property
     def directions(self) -> tuple[str, ...]:
@@ -118,8 +121,9 @@ class Backend(ABC):
         """The options this backend was built with, recorded so a study can be resumed."""
         return {}
 
-    def final_report(self, params: Params, seed: int | None) -> dict[str, float]:
-        """Metrics computed once for the best trial at the end of a study (e.g. a test score)."""
+    def final_report(self, params: Params, seed: int | None, checkpoint_dir: Path | None = None) -> dict[str, float]:
+        """Metrics computed once for the best trial at the end of a study (e.g. a test score).
+        `checkpoint_dir` is where that trial kept its checkpoint, if it did and it is reachable here."""
         return {}
 
 

@@ -246,6 +246,14 @@ def _summarise(study: Any, tracker: Any, as_json: bool, quiet: bool) -> None:
     if best is None:
         failed = [t for t in study.trials if t.error]
         click.echo(f"no trial completed{'; last error: ' + failed[-1].error if failed else ''}")
+    elif len(study.directions) > 1:
+        front = study.pareto_front()
+        click.echo(f"Pareto front ({len(front)} trials; objectives {', '.join(study.directions)}):")
+        for trial in front:
+            click.echo(f"  trial {trial.number}: {', '.join(_fmt(v) for v in trial.values)}")
+        click.echo(f"best {study.backend.metric} (first objective) {_fmt(best.value)} (trial {best.number})")
+        for key, value in study.final_metrics.items():
+            click.echo(f"  {key}: {_fmt(value)}")
     else:
         click.echo(f"best {study.backend.metric} {_fmt(best.value)} (trial {best.number})")
         for key, value in best.params.items():

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future
 from multiprocessing.connection import Connection, wait
 
@@ -27,13 +29,22 @@ from hpt.trial import TrialState
 
 
 class Runner:
-    """Submits trials somewhere and hands back futures of `TrialOutcome`."""
+    """Submits trials somewhere and hands back futures of `TrialOutcome`.
+
+    Built before the backend: `__init__` may start what needs no backend yet (worker processes
+    importing the `preload` modules, a cluster), so that start-up overlaps the backend's own set-up
+    (loading a dataset); `start(backend)` then hands the backend over, before the first `submit`."""
 
     name = ""
 
-    def __init__(self, backend: Backend, workers: int | None = 1) -> None:
-        self.backend = backend
+    def __init__(self, workers: int | None = 1, *, preload: Sequence[str] = ()) -> None:
         self.workers = max(1, int(workers or 1))
+        self.preload = tuple(preload)
+        self.backend: Backend | None = None
+
+    def start(self, backend: Backend) -> None:
+        """Take the study's backend; runners with workers ship it to each of them once."""
+        self.backend = backend
 
     def submit(self, task: TrialTask) -> Future[TrialOutcome]:
         raise NotImplementedError
@@ -57,8 +68,8 @@ class SerialRunner(Runner):
 
     name = "serial"
 
-    def __init__(self, backend: Backend, workers: int | None = 1) -> None:
-        super().__init__(backend, 1)
+    def __init__(self, workers: int | None = 1, *, preload: Sequence[str] = ()) -> None:
+        super().__init__(1, preload=preload)
 
     def submit(self, task: TrialTask) -> Future[TrialOutcome]:
         future: Future[TrialOutcome] = Future()
@@ -82,6 +93,19 @@ class SerialRunner(Runner):
             signal.signal(signal.SIGALRM, previous)
         future.set_result(outcome)
         return future
+
+
+def worker_context(preload: Sequence[str]) -> multiprocessing.context.BaseContext:
+    """Where worker processes come from: a fork server that imports `preload` once (torch, the backend's
+    module) and forks every worker from that state, so workers start in milliseconds. The server starts
+    now, in the background, and is shared by every runner of this process (the first one's `preload`
+    is what it imports). Without fork servers (not POSIX), workers are spawned and import on their own."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(dict.fromkeys(preload)))
+    multiprocessing.forkserver.ensure_running()
+    return context
 
 
 def limit_threads(threads: int) -> None:
@@ -139,13 +163,10 @@ class ProcessRunner(Runner):
 
     name = "process"
 
-    def __init__(self, backend: Backend, workers: int | None = 2) -> None:
-        super().__init__(backend, workers or 2)
+    def __init__(self, workers: int | None = 2, *, preload: Sequence[str] = ()) -> None:
+        super().__init__(workers or 2, preload=preload)
         self._threads = max(1, (os.cpu_count() or 1) // self.workers)
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        self._context = multiprocessing.get_context(method)
-        if method == "forkserver":  # workers fork with the backend's module (torch, ...) already imported
-            self._context.set_forkserver_preload(["hpt.evaluation", type(backend).__module__])
+        self._context = worker_context(("hpt.evaluation", *self.preload))
         self._lock = threading.Lock()
         self._queue: deque[tuple[TrialTask, Future[TrialOutcome]]] = deque()
         self._wake_read, self._wake_write = self._context.Pipe(duplex=False)

@@ -57,7 +57,8 @@ class Study:
         self.space = space
         self.directions = tuple(directions)
         self.seed = seed
-        self.runner = runner or SerialRunner(backend)
+        self.runner = runner or SerialRunner()
+        self.runner.start(backend)
         self.observers = list(observers)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         self.name = name or f"{strategy.name or 'strategy'}-{backend.describe()}-{stamp}"
@@ -323,8 +324,11 @@ class Study:
         if best is None:
             return
         try:
+            checkpoint_dir = self._task(best).checkpoint_dir
             self.final_metrics = self.backend.final_report(
-                best.params, None if self.seed is None else self.seed + best.number
+                best.params,
+                None if self.seed is None else self.seed + best.number,
+                checkpoint_dir if checkpoint_dir.is_dir() else None,
             )
         except Exception as exc:  # a report is a bonus: never lose the study over it
             log.warning("final report of the best trial failed: %s", exc)

@@ -1,10 +1,10 @@
 """The `dask` executor: trials run on dask.distributed workers; the study loop and the MLflow
 writes stay in the driver.
 
-`DaskRunner(backend, workers, scheduler="tcp://HOST:PORT")` connects to an existing cluster;
-without `scheduler` it starts a `LocalCluster` of `workers` single-threaded worker processes
-and shuts it down on `close()` (the study closes its runner after each `optimize`; a later
-`submit` connects again).
+`DaskRunner(workers, scheduler="tcp://HOST:PORT")` connects to an existing cluster; without
+`scheduler` it starts a `LocalCluster` of `workers` single-threaded worker processes (in the
+background, while the study's backend is built) and shuts it down on `close()` (the study closes
+its runner after each `optimize`; a later `submit` starts it again).
 
 The backend travels once per worker, as a worker plugin: the scheduler hands it to every worker,
 including workers that join or restart later, and a trial carries only its parameters.
@@ -20,18 +20,21 @@ import itertools
 import os
 import threading
 import uuid
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError, wait
 from dataclasses import dataclass, field
+from typing import Any
 
 import dask
 from distributed import Client, LocalCluster, get_worker
 from distributed import Future as DaskFuture
 from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.scheduler import KilledWorker
+from distributed.utils import get_mp_context
 from hpt.backend import Backend
 from hpt.errors import HptError
 from hpt.evaluation import TrialOutcome, TrialTask, evaluate_trial
-from hpt.executors import Runner, limit_threads
+from hpt.executors import Runner, limit_threads, worker_context
 from hpt.trial import TrialState
 
 CONNECT_TIMEOUT = "30s"
@@ -64,37 +67,48 @@ class DaskRunner(Runner):
 
     name = "dask"
 
-    def __init__(self, backend: Backend, workers: int | None = None, *, scheduler: str | None = None) -> None:
-        super().__init__(backend, workers or os.cpu_count() or 1)
+    def __init__(
+        self, workers: int | None = None, *, preload: Sequence[str] = (), scheduler: str | None = None
+    ) -> None:
+        super().__init__(workers or os.cpu_count() or 1, preload=preload)
         self.scheduler = scheduler
         self.client: Client | None = None
-        self._cluster: LocalCluster | None = None
+        self._cluster: Future[LocalCluster] | None = None
         self._plugin_name = f"hpt-backend-{uuid.uuid4().hex[:12]}"
         self._pending: dict[str, _Flight] = {}
         self._lock = threading.Lock()
         self._expiring = threading.Lock()
         self._keys = itertools.count()
+        if scheduler:
+            self.client = _connect(scheduler)
+            if workers is None:
+                self.workers = _cluster_threads(self.client, scheduler)
+        else:
+            self._start_cluster()
+
+    def _start_cluster(self) -> None:
+        """Start the LocalCluster in the background: it comes up while the backend loads its data."""
+        self._cluster = Future()
+        threading.Thread(
+            target=_resolve, args=(self._cluster, _local_cluster, self.workers, self.preload), daemon=True
+        ).start()
+
+    def start(self, backend: Backend) -> None:
+        super().start(backend)
         self._connect()
-        if scheduler and workers is None:
-            self.workers = _cluster_threads(self.client, scheduler)
 
     def _connect(self) -> None:
-        """Reach the cluster (or start the local one) and put the backend on its workers."""
-        if self.scheduler:
-            try:
-                self.client = Client(self.scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
-            except (OSError, TimeoutError, ValueError) as exc:
-                raise HptError(
-                    f"cannot connect to the dask scheduler at {self.scheduler!r} ({exc}); "
-                    "check --scheduler or start one with `dask scheduler`"
-                ) from None
-        else:
-            self._cluster = _local_cluster(self.workers)
-            self.client = Client(self._cluster, set_as_default=False)
+        """Reach the cluster (waiting for the local one to be up) and put the backend on its workers."""
+        if self.client is None:
+            if self._cluster is None:
+                self._start_cluster()
+            self.client = Client(self._cluster.result(), set_as_default=False)
         self.client.register_plugin(BackendPlugin(self.backend), name=self._plugin_name)
 
     def submit(self, task: TrialTask) -> Future[TrialOutcome]:
         if self.client is None:
+            if self.scheduler:
+                self.client = _connect(self.scheduler)
             self._connect()
         key = f"hpt-trial-{task.number:04d}-{self._plugin_name[-12:]}-{next(self._keys)}"
         flight = _Flight(self.client.submit(evaluate_on_worker, self._plugin_name, task, key=key, pure=False))
@@ -133,6 +147,9 @@ class DaskRunner(Runner):
         """Cancel (or wait for) trials still on the cluster, take the backend off the workers and
         disconnect; a LocalCluster this runner started is shut down. A later `submit` reconnects."""
         if self.client is None:
+            if self._cluster is not None:  # closed before the study started: the cluster may still be starting
+                self._cluster.add_done_callback(lambda done: done.exception() or done.result().close())
+                self._cluster = None
             return
         with self._lock:
             flights = list(self._pending.values())
@@ -152,7 +169,7 @@ class DaskRunner(Runner):
             finally:
                 self.client.close()
                 if self._cluster is not None:
-                    self._cluster.close()
+                    self._cluster.result().close()
                 self.client, self._cluster = None, None
 
 
@@ -180,11 +197,36 @@ def _cluster_threads(client: Client, scheduler: str) -> int:
     return sum(client.nthreads().values())
 
 
-def _local_cluster(workers: int) -> LocalCluster:
-    # A worker that dies fails its trial at once instead of dask re-running it on another worker:
-    # a trial that kills its worker (out of memory, a crash in native code) would do it again.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+def _connect(scheduler: str) -> Client:
+    try:
+        return Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise HptError(
+            f"cannot connect to the dask scheduler at {scheduler!r} ({exc}); "
+            "check --scheduler or start one with `dask scheduler`"
+        ) from None
+
+
+def _local_cluster(workers: int, preload: Sequence[str]) -> LocalCluster:
+    """Single-threaded worker processes forked from a server that imported distributed and the
+    backend's modules once (instead of each worker importing them after a spawn)."""
+    config = {
+        # A worker that dies fails its trial at once instead of dask re-running it on another worker:
+        # a trial that kills its worker (out of memory, a crash in native code) would do it again.
+        "distributed.scheduler.allowed-failures": 0,
+        "distributed.worker.multiprocessing-method": "forkserver",
+    }
+    with dask.config.set(config):
+        get_mp_context()  # distributed sets its own preload list here; the next line replaces it
+        worker_context(("distributed", "hpt.evaluation", __name__, *preload))
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+
+
+def _resolve(future: Future, fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        future.set_result(fn(*args))
+    except BaseException as exc:  # the waiting side re-raises it
+        future.set_exception(exc)
 
 
 def _failed(reason: str, duration: float = 0.0) -> TrialOutcome:

@@ -20,7 +20,7 @@ from hpt.space import Params, Space
 from hpt_torch.datasets import load_dataset, make_folds
 from hpt_torch.hyperparams import LEARNING_RATE_RANGE, MAX_EPOCHS, PATIENCE, default_space, resolve
 from hpt_torch.lr_finder import LRFinding, lr_range_test
-from hpt_torch.metrics import resolve_metric
+from hpt_torch.metrics import resolve_objectives
 from hpt_torch.population import Member, group_key, train_population
 from hpt_torch.training import (
     CHECKPOINT_FILE,
@@ -28,6 +28,7 @@ from hpt_torch.training import (
     limited_threads,
     load_checkpoint,
     mean_metrics,
+    read_checkpoint,
     resolve_device,
     save_checkpoint,
     seeded,
@@ -46,7 +47,9 @@ class MLPBackend(Backend):
     dataset: digits, breast_cancer, wine, iris, diabetes, classification, friedman.
     data / target: a CSV file and the column to predict (instead of `dataset`).
     metric: the objective (`valid_loss` by default; `valid_accuracy`, `valid_f1`, `valid_rmse`, `valid_mae`,
-    `valid_r2`; the `valid_` prefix may be left out).
+    `valid_r2`; the `valid_` prefix may be left out). A comma-separated list makes several objectives for
+    a multi-objective strategy (`valid_loss,n_params` with nsga2): the first is what early stopping and
+    pruning watch, the others may be metrics or `n_params` (the network's size).
     device: auto, cpu, cuda, cuda:N, mps. size: rows of a synthetic set (or a subsample of a bundled one).
     folds: k-fold cross-validation on the non-test rows instead of one validation split.
     lr_from_finder: run the LR range test first and centre the learning-rate range on its suggestion.
@@ -60,13 +63,14 @@ class MLPBackend(Backend):
     """
 
     name = "mlp"
+    worker_imports = ("torch._dynamo",)  # torch.optim imports it at the first optimizer a process builds (~1 s)
 
     def __init__(
         self,
         dataset: str = "digits",
         data: str | Path | None = None,
         target: str | None = None,
-        metric: str | None = None,
+        metric: str | Sequence[str] | None = None,
         device: str = "auto",
         size: int | None = None,
         folds: int | None = None,
@@ -82,7 +86,8 @@ class MLPBackend(Backend):
         ds = load_dataset(dataset, data, target, size, task, split_seed)
         self.folds, self.x_test, self.y_test = make_folds(ds, folds, split_seed)
         self.dataset, self.task, self.n_classes = ds.name, ds.task, ds.n_classes
-        self.metric, self.direction = resolve_metric(metric, ds.task)
+        self.objectives = resolve_objectives(metric, ds.task)
+        self.metric, self.direction = self.objectives[0]
         self.device = device
         self.max_epochs, self.patience, self.threads = int(max_epochs), int(patience), int(threads)
         self.learning_rate_range = LEARNING_RATE_RANGE
@@ -104,6 +109,10 @@ class MLPBackend(Backend):
             self.learning_rate_range = narrowed_range(self.find_learning_rate().suggestion)
 
     # What the study asks about
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return tuple(direction for _, direction in self.objectives)
+
     def default_space(self) -> Space:
         return default_space(self.max_epochs, self.patience, self.learning_rate_range)
 
@@ -222,15 +231,23 @@ class MLPBackend(Backend):
             "epochs": max(run.epoch for run in runs),
             "n_params": runs[0].n_params,
         }
-        return Result(best[self.metric], metrics={**{f"best_{k}": v for k, v in best.items()}, **extra})
+        metrics = {**{f"best_{k}": v for k, v in best.items()}, **extra}
+        values = [best[name] if name in best else extra[name] for name, _ in self.objectives]
+        return Result(values[0] if len(values) == 1 else values, metrics=metrics)
 
-    def final_report(self, params: Params, seed: int | None) -> dict[str, float]:
-        """Train the configuration on the first fold (as its trial did, same seed) and score the test split."""
+    def final_report(self, params: Params, seed: int | None, checkpoint_dir: Path | None = None) -> dict[str, float]:
+        """Score the test split with the weights the trial selected (its best epoch, restored from its
+        checkpoint); without a checkpoint, train the configuration again as its trial did (same seed)."""
         params = resolve(params)
         seed = 0 if seed is None else int(seed)
+        checkpoint = checkpoint_dir / CHECKPOINT_FILE if checkpoint_dir is not None else None
         with seeded(seed, resolve_device(self.device)), limited_threads(self.threads):
             (run,) = self._runs(params, seed, self.folds[:1])
-            train([run], params["max_epochs"])
+            saved = read_checkpoint(checkpoint, params, run.device) if checkpoint is not None else None
+            if saved is not None:
+                run.load_weights(saved["runs"][0])
+            else:
+                train([run], params["max_epochs"])
             run.restore_best()
             metrics = run.evaluate(*run.tensors(self.x_test, self.y_test))
         return {f"test_{k}": v for k, v in metrics.items()}

@@ -6,7 +6,7 @@ in the tests) rather than calls that copy predictions to the host and re-validat
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +22,23 @@ MAXIMIZED = frozenset({"accuracy", "f1", "r2"})
 def metric_names(task: str) -> tuple[str, ...]:
     """What `compute_metrics` returns for `task` (without the `valid_` / `test_` prefix)."""
     return CLASSIFICATION_METRICS if task == CLASSIFICATION else REGRESSION_METRICS
+
+
+MODEL_OBJECTIVES = {"n_params": "minimize"}
+"""Objectives measured on the model rather than the data, for multi-objective studies."""
+
+
+def resolve_objectives(metric: str | Sequence[str] | None, task: str) -> list[tuple[str, str]]:
+    """Names and directions of a comma-separated objective list, e.g. `valid_loss,n_params`. The first
+    is a validation metric (what early stopping and pruning watch); the others may also be `n_params`."""
+    listed = (metric or "valid_loss").split(",") if metric is None or isinstance(metric, str) else metric
+    names = [str(name).strip() for name in listed]
+    objectives = [resolve_metric(names[0], task)]
+    for name in names[1:]:
+        objectives.append((name, MODEL_OBJECTIVES[name]) if name in MODEL_OBJECTIVES else resolve_metric(name, task))
+    if len({name for name, _ in objectives}) < len(objectives):
+        raise HptError(f"metric {metric!r} names an objective twice; list each once")
+    return objectives
 
 
 def resolve_metric(metric: str | None, task: str) -> tuple[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -146,9 +147,6 @@ class TrainingRun:
         n_outputs = n_classes if n_classes > 2 else 1
         self.model = build_mlp(self.params, fold.x_train.shape[1], n_outputs).to(device)
         self.loss_fn = loss_function(task, n_outputs)
-        self.optimizer = make_optimizer(self.params, self.model)
-        factor = LRFactor(self.params["lr_schedule"], self.params["warmup_epochs"], self.params["max_epochs"])
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self.l1_weights = [p for name, p in self.model.named_parameters() if name.endswith("weight")]
         self.batch_size = min(self.params["batch_size"], len(self.y_train))
@@ -160,6 +158,22 @@ class TrainingRun:
         self.best_metrics: dict[str, float] = {}
         self.best_state: dict[str, torch.Tensor] | None = None
         self.last_metrics: dict[str, float] = {}
+
+    @cached_property
+    def _update_rule(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+        """The optimizer and its schedule, built together at first use (a run that is only scored, as
+        in `final_report`, needs neither: building a process's first optimizer imports torch._dynamo)."""
+        optimizer = make_optimizer(self.params, self.model)
+        factor = LRFactor(self.params["lr_schedule"], self.params["warmup_epochs"], self.params["max_epochs"])
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self._update_rule[0]
+
+    @property
+    def scheduler(self) -> torch.optim.lr_scheduler.LambdaLR:
+        return self._update_rule[1]
 
     def tensors(self, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Arrays as tensors on this run's device (targets keep their dtype: class indices or floats)."""
@@ -256,6 +270,11 @@ class TrainingRun:
             "last_metrics": self.last_metrics,
         }
 
+    def load_weights(self, state: Mapping[str, Any]) -> None:
+        """Only the weights of a saved state (its last and its best epoch's): enough to score the model."""
+        self.model.load_state_dict(state["model"])
+        self.best_state = state["best_state"]
+
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -304,14 +323,18 @@ def save_checkpoint(path: Path, runs: Sequence[TrainingRun], params: Mapping[str
     torch.save(state, path)
 
 
+def read_checkpoint(path: Path, params: Mapping[str, Any], device: torch.device) -> dict[str, Any] | None:
+    """The checkpoint at `path` if it holds runs of the same configuration."""
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location=device, weights_only=True)
+    return state if state["params"] == dict(params) else None
+
+
 def load_checkpoint(path: Path, runs: Sequence[TrainingRun], params: Mapping[str, Any], until: int) -> bool:
     """Continue from `path` if it holds the same configuration at no more than `until` epochs."""
-    if not path.is_file():
-        return False
-    state = torch.load(path, map_location=runs[0].device, weights_only=True)
-    if state["params"] != dict(params) or len(state["runs"]) != len(runs):
-        return False
-    if max(s["epoch"] for s in state["runs"]) > until:
+    state = read_checkpoint(path, params, runs[0].device)
+    if state is None or len(state["runs"]) != len(runs) or max(s["epoch"] for s in state["runs"]) > until:
         return False
     for run, run_state in zip(runs, state["runs"], strict=True):
         run.load_state_dict(run_state)
