@@ -153,3 +153,20 @@ def test_event_hooks_see_every_trial(tmp_path):
     finally:
         registry().pm.unregister(notifier)
     assert seen == [(0, "complete"), (1, "complete"), (2, "complete"), ("end", "FINISHED")]
+
+
+def test_worker_imports_are_known_without_importing_the_backend():
+    import subprocess
+    import sys
+
+    from hpt.api import worker_imports
+    from hpt_basic.function_backend import FunctionBackend
+
+    pytest.importorskip("torch")
+    check = "import sys; from hpt.api import worker_imports; print(worker_imports('mlp'), 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["('hpt_torch.backend',", "'torch._dynamo')", "False"]  # from the registration alone
+    assert worker_imports(FunctionBackend(function="branin")) == ("hpt_basic.function_backend",)
+    assert worker_imports(lambda params: 0.0) == ()
+    with pytest.raises(PluginError, match="unknown backend 'nope'"):
+        worker_imports("nope")

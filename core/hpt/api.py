@@ -34,15 +34,18 @@ def make_backend(objective: Objective, space: Space | None = None, **backend_opt
 
 
 def worker_imports(objective: Objective) -> tuple[str, ...]:
-    """The modules a worker process needs for this objective's backend, known before it is built: the
-    backend class's module and its `worker_imports` (a plain callable's module may be `__main__`: none)."""
+    """The modules a worker process needs for this objective's backend, known without importing them:
+    the backend's module and its registered `worker_imports` (a plain callable's module may be
+    `__main__`: none)."""
     if isinstance(objective, str):
-        backend_type = registry().get("backend", objective).load()
+        entry = registry().get("backend", objective)
     elif isinstance(objective, Backend):
-        backend_type = type(objective)
+        entry = registry().entry_of("backend", type(objective))
+        if entry is None:
+            return (type(objective).__module__,)
     else:
         return ()
-    return (backend_type.__module__, *backend_type.worker_imports)
+    return (entry.module, *entry.worker_imports)
 
 
 def _directions(backend: Backend, direction: str | None, directions: Sequence[str] | None) -> tuple[str, ...]:

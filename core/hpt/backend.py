@@ -76,9 +76,6 @@ class Backend(ABC):
     metric: str = REPORTED
     """The reported metric the objective is measured on (what pruning compares), e.g. `valid_loss`."""
     direction: Direction = "minimize"
-    worker_imports: ClassVar[tuple[str, ...]] = ()
-    """Modules a worker process imports before its first trial, besides this class's own module: heavy
-    imports the backend's code only triggers lazily (a worker pool starts them while the driver sets up)."""
 
     @property
     def directions(self) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
@@ -44,6 +44,14 @@ class PluginEntry:
     requires: dict[str, str] = field(default_factory=dict)
     extra: str | None = None
     summary: str = ""
+    worker_imports: tuple[str, ...] = ()
+    """For a backend: modules its trials need beyond its own module (heavy imports its code only makes
+    lazily); worker pools import them up front, while the driver builds the backend."""
+
+    @property
+    def module(self) -> str:
+        """The module that defines the plugin, known without importing it."""
+        return self.target.partition(":")[0] if isinstance(self.target, str) else self.target.__module__
 
     def missing(self) -> list[str]:
         """Pip requirement names of dependencies that are not installed (checked without importing)."""
@@ -135,6 +143,7 @@ class Registry:
                 requires: Mapping[str, str] | None = None,
                 extra: str | None = None,
                 summary: str = "",
+                worker_imports: Sequence[str] = (),
                 _dist: tuple[str, str] = dist,
                 _kind: str = kind,
             ) -> None:
@@ -145,7 +154,7 @@ class Registry:
                     )
                     return
                 self.entries[_kind][name] = PluginEntry(
-                    name, _kind, target, *_dist, dict(requires or {}), extra, summary
+                    name, _kind, target, *_dist, dict(requires or {}), extra, summary, tuple(worker_imports)
                 )
 
             try:
@@ -162,6 +171,14 @@ class Registry:
             available = ", ".join(self.names(kind)) or "none"
             raise PluginError(f"unknown {kind} {name!r}; available: {available}")
         return entry
+
+    def entry_of(self, kind: str, cls: type) -> PluginEntry | None:
+        """The entry registered for `cls` (matched by import path, without loading other plugins)."""
+        path = f"{cls.__module__}:{cls.__qualname__}"
+        for entry in self.entries[kind].values():
+            if entry.target is cls or entry.target == path:
+                return entry
+        return None
 
     def create(self, kind: str, name: str, *args: Any, **options: Any) -> Any:
         """Build a plugin instance; unknown options become one clear line, not a TypeError traceback."""

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dask
+import distributed.utils
 from distributed import Client, LocalCluster, get_worker
 from distributed import Future as DaskFuture
 from distributed.diagnostics.plugin import WorkerPlugin
 from distributed.scheduler import KilledWorker
-from distributed.utils import get_mp_context
 from hpt.backend import Backend
 from hpt.errors import HptError
 from hpt.evaluation import TrialOutcome, TrialTask, evaluate_trial
@@ -88,10 +88,9 @@ class DaskRunner(Runner):
 
     def _start_cluster(self) -> None:
         """Start the LocalCluster in the background: it comes up while the backend loads its data."""
+        worker_context(("distributed", "hpt.evaluation", __name__, *self.preload))
         self._cluster = Future()
-        threading.Thread(
-            target=_resolve, args=(self._cluster, _local_cluster, self.workers, self.preload), daemon=True
-        ).start()
+        threading.Thread(target=_resolve, args=(self._cluster, _local_cluster, self.workers), daemon=True).start()
 
     def start(self, backend: Backend) -> None:
         super().start(backend)
@@ -207,18 +206,19 @@ def _connect(scheduler: str) -> Client:
         ) from None
 
 
-def _local_cluster(workers: int, preload: Sequence[str]) -> LocalCluster:
-    """Single-threaded worker processes forked from a server that imported distributed and the
-    backend's modules once (instead of each worker importing them after a spawn)."""
+def _local_cluster(workers: int) -> LocalCluster:
+    """Single-threaded worker processes forked from the fork server `worker_context` started (it
+    imports distributed and the backend's modules once, instead of each worker after a spawn)."""
     config = {
         # A worker that dies fails its trial at once instead of dask re-running it on another worker:
         # a trial that kills its worker (out of memory, a crash in native code) would do it again.
         "distributed.scheduler.allowed-failures": 0,
         "distributed.worker.multiprocessing-method": "forkserver",
     }
+    # distributed would otherwise import every optional package it knows (pandas, ...) into this
+    # process to preload them on a fork server it starts; the server is already running with ours
+    distributed.utils._forkserver_preload_set = True
     with dask.config.set(config):
-        get_mp_context()  # distributed sets its own preload list here; the next line replaces it
-        worker_context(("distributed", "hpt.evaluation", __name__, *preload))
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
 
 

@@ -63,7 +63,6 @@ class MLPBackend(Backend):
     """
 
     name = "mlp"
-    worker_imports = ("torch._dynamo",)  # torch.optim imports it at the first optimizer a process builds (~1 s)
 
     def __init__(
         self,
