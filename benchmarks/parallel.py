@@ -2,7 +2,7 @@
 and on a dask LocalCluster, in the same run; then the per-trial overhead of the dask executor with a
 no-op objective against the serial runner.
 
-    python benchmarks/parallel.py [--trials 16] [--workers 2] [--max-epochs 20] [--noop-trials 200] [--repeats 1]
+    python benchmarks/parallel.py [--trials 16] [--workers 2] [--max-epochs N] [--noop-trials 200] [--repeats 1]
 
 Every configuration runs the same trials (random search, same seed), each in a fresh Python process
 that has imported only hpt, as `hpt run` would: the wall time covers building the study (importing
@@ -39,10 +39,10 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def mlp_study(trials: int, workers: int, executor: str, max_epochs: int, dataset: str) -> tuple[float, int]:
+def mlp_study(trials: int, workers: int, executor: str, max_epochs: int | None, dataset: str) -> tuple[float, int]:
     """Seconds to build and run the study in a fresh process, and how many trials completed."""
     command = [sys.executable, __file__, "--one", executor, str(workers), "--trials", str(trials)]
-    command += ["--max-epochs", str(max_epochs), "--dataset", dataset]
+    command += ["--dataset", dataset, *(["--max-epochs", str(max_epochs)] if max_epochs else [])]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     measured = json.loads(out.strip().splitlines()[-1])
     return measured["seconds"], measured["complete"]
@@ -59,7 +59,7 @@ def one_study(args: argparse.Namespace) -> None:
         executor=executor,
         tracking=False,
         backend_options={"dataset": args.dataset},
-        overrides={"max_epochs": str(args.max_epochs)},
+        overrides={"max_epochs": str(args.max_epochs)} if args.max_epochs else {},
     )
     study.optimize(args.trials)
     print(json.dumps({"seconds": time.perf_counter() - start, "complete": study.counts()["complete"]}))
@@ -76,7 +76,7 @@ def mlp_speedups(args: argparse.Namespace) -> None:
         f"process pool, {args.workers} workers": ("process", args.workers),
         f"dask LocalCluster, {args.workers} workers": ("dask", args.workers),
     }
-    print(f"{args.trials} MLP trials on {args.dataset}, max_epochs={args.max_epochs}")
+    print(f"{args.trials} MLP trials on {args.dataset}, max_epochs={args.max_epochs or 'the default space (50)'}")
     seconds = {name: float("inf") for name in rows}
     for _ in range(args.repeats):
         for name, (executor, workers) in rows.items():
@@ -108,7 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=16, help="MLP trials per configuration")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--max-epochs", type=int, default=20, help="pins the MLP's max_epochs")
+    parser.add_argument("--max-epochs", type=int, help="pins the MLP's max_epochs (default: the default space)")
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each MLP configuration, best kept")
     parser.add_argument("--noop-trials", type=int, default=200, help="trials of the dask overhead runs")

@@ -214,6 +214,9 @@ def _local_cluster(workers: int) -> LocalCluster:
         # a trial that kills its worker (out of memory, a crash in native code) would do it again.
         "distributed.scheduler.allowed-failures": 0,
         "distributed.worker.multiprocessing-method": "forkserver",
+        # the statistical profiler samples each worker's stack every 10 ms, taking the GIL from the
+        # training loop; nobody reads it here (no dashboard)
+        "distributed.worker.profile.enabled": False,
     }
     # distributed would otherwise import every optional package it knows (pandas, ...) into this
     # process to preload them on a fork server it starts; the server is already running with ours
