@@ -145,6 +145,15 @@ def test_the_model_sees_warped_losses_in_the_same_order(warp):
         assert model[3] / model[2] < 20
 
 
+def test_gp_hedge_gains_carry_over_refits_and_learn_from_each_step():
+    fn = FUNCTIONS["branin"]
+    strategy = SkoptStrategy(fn.space(2), seed=0, n_initial_points=3, n_points=500)
+    drive(strategy, fn.evaluate, 6)
+    strategy.ask(1)
+    gains = strategy.optimizer.gains_
+    assert len(set(gains)) == 3  # EI, PI and LCB each scored on their own candidates: no longer a uniform pick
+
+
 def _regret(strategy: str, seed: int, trials: int) -> float:
     import hpt
     from hpt_basic.function_backend import FunctionBackend
