@@ -214,9 +214,12 @@ def _local_cluster(workers: int) -> LocalCluster:
         # a trial that kills its worker (out of memory, a crash in native code) would do it again.
         "distributed.scheduler.allowed-failures": 0,
         "distributed.worker.multiprocessing-method": "forkserver",
-        # the statistical profiler samples each worker's stack every 10 ms, taking the GIL from the
-        # training loop; nobody reads it here (no dashboard)
+        # Housekeeping for a dashboard nobody reads here: the statistical profiler samples each
+        # worker's stack every 10 ms, the event loops check their own latency every 20 ms and sample
+        # CPU and memory every 0.5 s, each time taking the GIL (and a core) from the training loops
         "distributed.worker.profile.enabled": False,
+        "distributed.admin.tick.interval": "1s",
+        "distributed.admin.system-monitor.interval": "5s",
     }
     # distributed would otherwise import every optional package it knows (pandas, ...) into this
     # process to preload them on a fork server it starts; the server is already running with ours
