@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from click.testing import CliRunner
+from conftest import invoke_json
 from hpt.cli import cli
-
-
-def invoke(*args: str) -> dict:
-    result = CliRunner().invoke(cli, [*args, "--json"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("strategy", ["deap", "cmaes"])
 def test_single_objective_strategies_run_from_the_cli(tmp_path, strategy):
     uri = f"sqlite:///{tmp_path}/m.db"
-    summary = invoke(
+    summary = invoke_json(
         "run",
         "--strategy",
         strategy,
@@ -38,7 +31,7 @@ def test_single_objective_strategies_run_from_the_cli(tmp_path, strategy):
 
 def test_nsga2_runs_two_objectives_and_best_prints_the_front(tmp_path):
     uri = f"sqlite:///{tmp_path}/m.db"
-    summary = invoke(
+    summary = invoke_json(
         "run",
         "--strategy",
         "nsga2",
@@ -54,13 +47,13 @@ def test_nsga2_runs_two_objectives_and_best_prints_the_front(tmp_path):
         uri,
     )
     assert summary["trials"]["complete"] == 16 and summary["pareto_front"]
-    best = invoke("best", summary["parent_run_id"], "--tracking-uri", uri)
+    best = invoke_json("best", summary["parent_run_id"], "--tracking-uri", uri)
     assert sorted(p["trial"] for p in best["pareto_front"]) == sorted(p["trial"] for p in summary["pareto_front"])
 
 
 def test_a_resumed_ga_study_continues_to_the_requested_trials(tmp_path):
     uri = f"sqlite:///{tmp_path}/m.db"
-    first = invoke(
+    first = invoke_json(
         "run",
         "--strategy",
         "deap",
@@ -75,7 +68,7 @@ def test_a_resumed_ga_study_continues_to_the_requested_trials(tmp_path):
         "--tracking-uri",
         uri,
     )
-    resumed = invoke("run", "--resume", first["parent_run_id"], "--trials", "18", "--tracking-uri", uri)
+    resumed = invoke_json("run", "--resume", first["parent_run_id"], "--trials", "18", "--tracking-uri", uri)
     assert resumed["trials"]["complete"] == 18 and resumed["best_value"] <= first["best_value"]
 
 

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from click.testing import CliRunner
+from conftest import invoke_json
 from hpt.cli import cli
-
-
-def invoke(*args: str) -> dict:
-    result = CliRunner().invoke(cli, [*args, "--json"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output.strip().splitlines()[-1])
 
 
 def test_skopt_runs_and_resumes_from_the_cli(tmp_path):
@@ -34,7 +27,7 @@ def test_skopt_runs_and_resumes_from_the_cli(tmp_path):
         ],
     )
     assert result.exit_code == 0 and result.output == ""
-    first = invoke(
+    first = invoke_json(
         "run",
         "--strategy",
         "skopt",
@@ -54,7 +47,7 @@ def test_skopt_runs_and_resumes_from_the_cli(tmp_path):
         uri,
     )
     assert first["trials"]["complete"] == 12
-    resumed = invoke("run", "--resume", first["parent_run_id"], "--trials", "15", "--tracking-uri", uri)
+    resumed = invoke_json("run", "--resume", first["parent_run_id"], "--trials", "15", "--tracking-uri", uri)
     assert resumed["trials"]["complete"] == 15 and resumed["best_value"] <= first["best_value"]
 
 

@@ -10,6 +10,7 @@ pytest.importorskip("sklearn")
 
 import hpt  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
+from conftest import invoke_json  # noqa: E402
 from hpt.cli import cli  # noqa: E402
 from hpt.errors import HptError, PluginError  # noqa: E402
 from hpt.plugins import registry  # noqa: E402
@@ -97,9 +98,7 @@ def test_nsga2_trades_validation_loss_against_network_size(tmp_path):
     uri = f"sqlite:///{tmp_path}/m.db"
     args = ["run", "--strategy", "nsga2", "-O", "population=4", "--backend", "mlp", "--dataset", "iris"]
     args += ["--metric", "valid_loss,n_params", "--trials", "6", "--set", "max_epochs=2", "--tracking-uri", uri]
-    result = CliRunner().invoke(cli, [*args, "--json"])
-    assert result.exit_code == 0, result.output
-    summary = json.loads(result.output.strip().splitlines()[-1])
+    summary = invoke_json(*args)
     assert summary["trials"]["complete"] == 6 and summary["pareto_front"]
     client = MlflowClient(uri)
     children = {int(c.data.tags["hpt.trial"]): c for c in child_runs(client, client.get_run(summary["parent_run_id"]))}

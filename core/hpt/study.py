@@ -279,13 +279,16 @@ class Study:
         self._notify("trial_started", trial)
         return trial
 
+    def _checkpoint_dir(self, trial: Trial) -> Path:
+        return self.checkpoint_root / f"trial-{trial.number:04d}"
+
     def _task(self, trial: Trial) -> TrialTask:
         return TrialTask(
             number=trial.number,
             params=trial.params,
             budget=trial.budget,
             seed=None if self.seed is None else self.seed + trial.number,
-            checkpoint_dir=self.checkpoint_root / f"trial-{trial.number:04d}",
+            checkpoint_dir=self._checkpoint_dir(trial),
             n_objectives=len(self.directions),
             timeout=self.trial_timeout,
             stop_rule=self.pruner.rule(self.trials, self.backend.metric, self.backend.direction)
@@ -324,7 +327,7 @@ class Study:
         if best is None:
             return
         try:
-            checkpoint_dir = self._task(best).checkpoint_dir
+            checkpoint_dir = self._checkpoint_dir(best)
             self.final_metrics = self.backend.final_report(
                 best.params,
                 None if self.seed is None else self.seed + best.number,

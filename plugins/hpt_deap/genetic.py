@@ -8,7 +8,7 @@ from deap import tools
 from hpt.space import Space
 
 from hpt_deap.generational import GenerationalStrategy, Genes, Individual, check_option
-from hpt_deap.variation import vary
+from hpt_deap.variation import check_variation, vary
 
 
 class GeneticAlgorithm(GenerationalStrategy):
@@ -52,13 +52,7 @@ class GeneticAlgorithm(GenerationalStrategy):
             isinstance(tournament, int) and tournament >= 1,
             f"tournament must be an integer >= 1, got {tournament!r}",
         )
-        for option, value in (("cxpb", cxpb), ("mutpb", mutpb)):
-            check_option(
-                self.name,
-                isinstance(value, int | float) and 0 <= value <= 1,
-                f"{option} must be in [0, 1], got {value!r}",
-            )
-        check_option(self.name, isinstance(eta, int | float) and eta > 0, f"eta must be a positive number, got {eta!r}")
+        check_variation(self.name, cxpb, mutpb, eta)
         self.population, self.elite, self.tournament = population, elite, tournament
         self.cxpb, self.mutpb, self.eta = float(cxpb), float(mutpb), float(eta)
         self.elites: list[Individual] = []

@@ -8,7 +8,7 @@ from deap import tools
 from hpt.space import Space
 
 from hpt_deap.generational import GenerationalStrategy, Genes, Individual, check_option
-from hpt_deap.variation import vary
+from hpt_deap.variation import check_variation, vary
 
 
 class Nsga2(GenerationalStrategy):
@@ -38,13 +38,7 @@ class Nsga2(GenerationalStrategy):
             isinstance(population, int) and population >= 4 and population % 4 == 0,
             f"population must be a multiple of 4, got {population!r}",
         )
-        for option, value in (("cxpb", cxpb), ("mutpb", mutpb)):
-            check_option(
-                self.name,
-                isinstance(value, int | float) and 0 <= value <= 1,
-                f"{option} must be in [0, 1], got {value!r}",
-            )
-        check_option(self.name, isinstance(eta, int | float) and eta > 0, f"eta must be a positive number, got {eta!r}")
+        check_variation(self.name, cxpb, mutpb, eta)
         self.population, self.cxpb, self.mutpb, self.eta = population, float(cxpb), float(mutpb), float(eta)
         self.survivors: list[Individual] = []
         self.start(self.rng.random((population, self.dim)))

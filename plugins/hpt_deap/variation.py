@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from deap import tools
 
-from hpt_deap.generational import Genes
+from hpt_deap.generational import Genes, check_option
 
 
 def vary(parents: Sequence[Sequence[float]], cxpb: float, mutpb: float, eta: float) -> list[Genes]:
@@ -23,3 +23,12 @@ def vary(parents: Sequence[Sequence[float]], cxpb: float, mutpb: float, eta: flo
         if random.random() < mutpb or list(child) == list(parent):
             tools.mutPolynomialBounded(child, eta=eta, low=0.0, up=1.0, indpb=indpb)
     return children
+
+
+def check_variation(strategy: str, cxpb: float, mutpb: float, eta: float) -> None:
+    """The options of `vary`: probabilities in [0, 1] and a positive crowding `eta`."""
+    for option, value in (("cxpb", cxpb), ("mutpb", mutpb)):
+        check_option(
+            strategy, isinstance(value, int | float) and 0 <= value <= 1, f"{option} must be in [0, 1], got {value!r}"
+        )
+    check_option(strategy, isinstance(eta, int | float) and eta > 0, f"eta must be a positive number, got {eta!r}")
