@@ -9,7 +9,7 @@ Use `--quick` for a smoke run (a few tiny trials on a small subsample).
 
 import argparse
 
-from hpt.compare import compare
+from hpt_reports.compare import compare
 
 TASKS = {"digits": "classification", "diabetes": "regression"}
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hpt.commands import compare as compare_command
-from hpt.compare import COMPARISON_TAG, Comparison, StudyOutcome, compare
+from hpt_reports.commands import compare as compare_command
+from hpt_reports.compare import COMPARISON_TAG, Comparison, StudyOutcome, compare
 from mlflow.tracking import MlflowClient
 
 PNG = b"\x89PNG\r\n\x1a\n"

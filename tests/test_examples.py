@@ -13,7 +13,7 @@ import click
 import yaml
 from conftest import cli_json
 from hpt.cli import cli
-from hpt.commands import compare, ui
+from hpt_reports.commands import compare, ui
 from hpt.plugins import registry
 from mlflow.tracking import MlflowClient
 

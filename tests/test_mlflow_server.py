@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from conftest import cli_json
-from hpt.commands import server_command, store_uri, ui
+from hpt_reports.commands import server_command, store_uri, ui
 
 STARTUP_LIMIT = 90.0
 
@@ -91,7 +91,7 @@ def study(tmp_path: Path) -> dict:
 def test_hpt_ui_serves_the_study_through_the_rest_api(study: dict, tmp_path: Path):
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-c", "from hpt.commands import ui; ui()", "--port", str(port)],
+        [sys.executable, "-c", "from hpt_reports.commands import ui; ui()", "--port", str(port)],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import hpt
 import numpy as np
-from hpt.plots import best_so_far, learning_curves, parallel_coordinates, save_study_plots, study_figures
+from hpt_reports.plots import best_so_far, learning_curves, parallel_coordinates, save_study_plots, study_figures
 from hpt.trial import Trial, TrialState
 
 PNG = b"\x89PNG\r\n\x1a\n"

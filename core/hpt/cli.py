@@ -11,7 +11,6 @@ from typing import Any
 import click
 import yaml
 
-from hpt.commands import compare, ui
 from hpt.errors import HptError
 from hpt.observers import StudyObserver
 from hpt.plugins import KINDS, registry
@@ -213,9 +212,11 @@ def run(**opts: Any) -> None:
         )
         sys.exit(130)
     if opts["plots_dir"]:
-        from hpt.plots import save_study_plots
+        from pathlib import Path
 
-        save_study_plots(study, opts["plots_dir"])
+        from hpt.tracking import write_study_artifacts
+
+        write_study_artifacts(study, Path(opts["plots_dir"]))
     _summarise(study, tracker, opts["as_json"], opts["quiet"])
 
 
@@ -340,10 +341,6 @@ def best(run_id: str, tracking_uri: str | None, as_json: bool) -> None:
     click.echo(f"best trial {winner.number}: {_fmt(winner.value)} ({directions[0]})")
     for key, value in winner.params.items():
         click.echo(f"  {key} = {value}")
-
-
-cli.add_command(compare)
-cli.add_command(ui)
 
 
 def main() -> None:

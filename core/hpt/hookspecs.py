@@ -62,3 +62,8 @@ def hpt_trial_finished(study: Any, trial: Any) -> None:
 @hookspec
 def hpt_study_finished(study: Any, status: str) -> None:
     """A study ended: status is FINISHED, KILLED or FAILED."""
+
+
+@hookspec
+def hpt_study_artifacts(study: Any, directory: Any) -> None:
+    """A study ended: write files (plots, reports) into `directory`; a tracked study logs them on its parent run."""

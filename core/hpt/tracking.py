@@ -296,25 +296,32 @@ class MlflowTracker(StudyObserver):
             front = [{"trial": t.number, "values": t.values, "params": t.params} for t in study.pareto_front()]
             self.writer.call(PARENT, "log_text", json.dumps(front, indent=2, default=str), "pareto_front.json")
         self.writer.log(PARENT, tags={"hpt.counts": json.dumps(study.counts())})
-        plots = Path(tempfile.mkdtemp(prefix="hpt-plots-")) if self.plots else None
-        if plots is not None:
-            self._log_plots(study, plots)
+        artifacts = Path(tempfile.mkdtemp(prefix="hpt-artifacts-"))
+        if self.plots:
+            self._log_study_artifacts(study, artifacts)
         self.writer.call(PARENT, "set_terminated", status)
         self.writer.close()
-        if plots is not None:
-            shutil.rmtree(plots, ignore_errors=True)
+        shutil.rmtree(artifacts, ignore_errors=True)
         if self.writer.errors:
             log.warning("%d MLflow writes failed; first: %s", len(self.writer.errors), self.writer.errors[0])
 
-    def _log_plots(self, study: Study, directory: Path) -> None:
-        """The study's plots as artifacts of its parent run, under `plots/`."""
-        from hpt.plots import save_study_plots
+    def _log_study_artifacts(self, study: Study, directory: Path) -> None:
+        """What plugins write at the end of a study (plots, reports), as artifacts of its parent run."""
+        write_study_artifacts(study, directory)
+        self.writer.call(PARENT, "log_artifacts", str(directory))
 
+
+def write_study_artifacts(study: Study, directory: Path) -> None:
+    """Let every plugin write its end-of-study files into `directory` (`hpt_study_artifacts`); a failing
+    plugin is logged and skipped: the study itself is fine."""
+    from hpt.plugins import registry
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for impl in registry().pm.hook.hpt_study_artifacts.get_hookimpls():
         try:
-            for path in save_study_plots(study, directory):
-                self.writer.call(PARENT, "log_artifact", str(path), "plots")
-        except HptError as exc:  # matplotlib is not installed: the study itself is fine
-            log.info("no plots: %s", exc)
+            impl.function(study=study, directory=directory)
+        except Exception as exc:
+            log.warning("plugin %s: study artifacts failed: %s", impl.plugin_name, exc)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Compare strategies on one task: every strategy with every seed, the same budget, one table and one anytime plot.
 
-    from hpt.compare import compare
+    from hpt_reports.compare import compare
     result = compare("function", ["random", "skopt"], seeds=3, trials=20, backend_options={"function": "branin"})
     print(result.table_text())
 
@@ -356,7 +356,7 @@ def _band(ax: Any, grid: np.ndarray, curves: np.ndarray, label: str, color: Any)
 def anytime_figure(result: Comparison) -> Figure:
     """Best value so far against evaluations and against wall time: per strategy the median over
     seeds as a line and the interquartile range as a band."""
-    from hpt.plots import new_figure
+    from hpt_reports.plots import new_figure
 
     fig = new_figure(13, 5)
     from matplotlib import colormaps

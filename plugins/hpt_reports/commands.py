@@ -110,8 +110,8 @@ def compare(**opts: Any) -> None:
 
 def _compare(opts: dict[str, Any]) -> None:
     from hpt.cli import BACKEND_FLAGS, _pairs, _typed
-    from hpt.compare import compare as run_comparison
-    from hpt.compare import new_comparison_id
+    from hpt_reports.compare import compare as run_comparison
+    from hpt_reports.compare import new_comparison_id
 
     strategies = [s.strip() for s in opts["strategies"].split(",") if s.strip()]
     backend_options = {k: opts[k] for k in BACKEND_FLAGS if opts.get(k) is not None}

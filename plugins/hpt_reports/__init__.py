@@ -1,0 +1,1 @@
+"""Built-in plugin: what a user does with a store of studies (list, compare, explain, browse, predict)."""
