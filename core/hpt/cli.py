@@ -309,7 +309,7 @@ def plugins(as_json: bool) -> None:
 def best(run_id: str, tracking_uri: str | None, as_json: bool) -> None:
     """Show the best trial (or the Pareto front) of the study logged under RUN_ID."""
     from hpt.tracking import load_study
-    from hpt.trial import TrialState, better, pareto_front
+    from hpt.trial import TrialState, best_trial, pareto_front
 
     record = load_study(run_id, tracking_uri)
     directions = record.config.get("directions", ["minimize"])
@@ -326,10 +326,7 @@ def best(run_id: str, tracking_uri: str | None, as_json: bool) -> None:
         for t in front:
             click.echo(f"  trial {t.number}: {[_fmt(v) for v in t.values]} {t.params}")
         return
-    winner = complete[0]
-    for trial in complete[1:]:
-        if better(trial.value, winner.value, directions[0]):
-            winner = trial
+    winner = best_trial(complete, directions)
     if as_json:
         click.echo(
             json.dumps(

@@ -25,7 +25,7 @@ from hpt.observers import StudyObserver
 from hpt.pruners import MedianPruner
 from hpt.space import Params, Space
 from hpt.strategy import Strategy
-from hpt.trial import INTERRUPTED, Suggestion, Trial, TrialState, as_values, better, pareto_front
+from hpt.trial import INTERRUPTED, Suggestion, Trial, TrialState, as_values, beats, best_trial, pareto_front
 
 log = logging.getLogger(__name__)
 
@@ -81,25 +81,14 @@ class Study:
     # Results
     @property
     def best_trial(self) -> Trial | None:
-        """The best complete trial on the first objective. Where trials ran at different budgets
-        (successive halving), only those at the largest budget reached compete: a lucky value after
-        one epoch does not beat a measured one after fifty."""
+        """The best complete trial on the first objective (`hpt.trial.best_trial`: the largest budget
+        first, so a lucky value after one epoch does not beat a measured one after fifty)."""
         if self._best is not None and self._best.state is not TrialState.COMPLETE:
-            self._best = None
-            for trial in self.trials:
-                self._consider(trial)
+            self._best = best_trial(self.trials, self.directions)
         return self._best
 
     def _consider(self, trial: Trial) -> None:
-        if trial.state is not TrialState.COMPLETE or trial.value is None:
-            return
-        best = self._best
-        if (
-            best is None
-            or (trial.budget or 0) > (best.budget or 0)
-            or (trial.budget or 0) == (best.budget or 0)
-            and better(trial.value, best.value, self.directions[0])
-        ):
+        if beats(trial, self._best, self.directions[0]):
             self._best = trial
 
     @property
@@ -291,9 +280,7 @@ class Study:
             checkpoint_dir=self._checkpoint_dir(trial),
             n_objectives=len(self.directions),
             timeout=self.trial_timeout,
-            stop_rule=self.pruner.rule(self.trials, self.backend.metric, self.backend.direction)
-            if self.pruner
-            else None,
+            stop_rule=self.pruner.rule(self.trials, self.backend.metric, self.directions[0]) if self.pruner else None,
         )
 
     def _finish(self, trial: Trial, outcome: TrialOutcome) -> None:

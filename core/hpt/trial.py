@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -70,6 +70,26 @@ class Trial:
 def better(a: float, b: float, direction: str) -> bool:
     """Whether value `a` is strictly better than `b` under `direction`."""
     return a < b if direction == "minimize" else a > b
+
+
+def beats(trial: Trial, incumbent: Trial | None, direction: str) -> bool:
+    """Whether complete `trial` should replace `incumbent` as the best trial: the larger budget first
+    (a lucky value after one epoch does not beat one measured after fifty), then the better value."""
+    if trial.state is not TrialState.COMPLETE or trial.value is None:
+        return False
+    if incumbent is None:
+        return True
+    budget, best_budget = trial.budget or 0, incumbent.budget or 0
+    return budget > best_budget or (budget == best_budget and better(trial.value, incumbent.value, direction))
+
+
+def best_trial(trials: Iterable[Trial], directions: Sequence[str]) -> Trial | None:
+    """The best complete trial on the first objective, by the rule of `beats` (the earliest of equals)."""
+    best: Trial | None = None
+    for trial in trials:
+        if beats(trial, best, directions[0]):
+            best = trial
+    return best
 
 
 def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:

@@ -18,7 +18,7 @@ import numpy as np
 
 from hpt.errors import HptError
 from hpt.space import Categorical, Float, Int
-from hpt.trial import Trial, TrialState, better
+from hpt.trial import Trial, TrialState, beats
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -59,14 +59,8 @@ def best_so_far(trials: Sequence[Trial], direction: str) -> list[float | None]:
     out: list[float | None] = []
     best: Trial | None = None
     for trial in trials:
-        if trial.state is TrialState.COMPLETE and trial.value is not None:
-            budget, best_budget = trial.budget or 0, (best.budget or 0) if best else 0
-            if (
-                best is None
-                or budget > best_budget
-                or (budget == best_budget and better(trial.value, best.value, direction))
-            ):
-                best = trial
+        if beats(trial, best, direction):
+            best = trial
         out.append(best.value if best else None)
     return out
 
