@@ -82,13 +82,13 @@ def test_broken_plugins_are_reported_and_the_others_still_work(broken_site):
     assert "No module named 'no_such_module'" in reasons["ghost"]
     assert "hpt_register_strategys" in reasons["typo"]
     fancy = next(p for p in listing["plugins"] if p["name"] == "fancy")
-    assert fancy["status"] == "needs fancy-lib: pip install fancy-lib"
+    assert fancy["status"] == 'needs fancy-lib: pip install "fancy-lib"'
     assert fancy["distribution"] == "hpt-broken-plugins"
     assert {"grid", "random", "halton"} <= {p["name"] for p in listing["plugins"]}
 
     used = run_cli("run", "--strategy", "fancy", "--backend", "function", "--trials", "1", env=env)
     assert used.returncode == 1
-    assert used.stderr.strip() == "error: strategy 'fancy' needs fancy-lib: pip install fancy-lib"
+    assert used.stderr.strip() == "error: strategy 'fancy' needs fancy-lib: pip install \"fancy-lib\""
     ok = run_cli("run", "--strategy", "random", "--backend", "function", "--trials", "2", "--quiet", env=env)
     assert ok.returncode == 0, ok.stderr
 
@@ -170,3 +170,42 @@ def test_worker_imports_are_known_without_importing_the_backend():
     assert worker_imports(lambda params: 0.0) == ()
     with pytest.raises(PluginError, match="unknown backend 'nope'"):
         worker_imports("nope")
+
+
+def test_install_hints_are_shell_safe():
+    import shlex
+
+    from hpt.plugins import PluginEntry
+
+    entry = PluginEntry("tpe", "strategy", "x:Y", "hpt-optuna", "1.0", requires={"no_such_mod_xyz": "optuna>=3.6"})
+    assert entry.install_hint() == 'pip install "optuna>=3.6"'
+    assert shlex.split(entry.install_hint()) == ["pip", "install", "optuna>=3.6"]  # no redirection to a file
+
+
+def test_a_failing_event_hook_does_not_silence_the_other_plugins(caplog):
+    import hpt
+    from hpt import hookimpl
+    from hpt.plugins import registry
+
+    seen = []
+
+    class Broken:
+        @hookimpl
+        def hpt_trial_finished(self, study, trial):
+            raise RuntimeError("notifier down")
+
+    class Notifier:
+        @hookimpl
+        def hpt_trial_finished(self, trial):  # a hookimpl may take fewer arguments than the spec
+            seen.append(trial.number)
+
+    plugins = [Notifier(), Broken()]  # pluggy calls the last registered first: the broken one
+    for i, plugin in enumerate(plugins):
+        registry().add_plugin(plugin, f"plugin-{i}")
+    try:
+        hpt.optimize(lambda p: p["x"], {"x": hpt.Float(0, 1)}, trials=2, seed=0)
+    finally:
+        for plugin in plugins:
+            registry().pm.unregister(plugin)
+    assert seen == [0, 1]
+    assert "plugin-1: hpt_trial_finished failed: RuntimeError: notifier down" in caplog.text

@@ -21,6 +21,7 @@ import pluggy
 
 from hpt import hookspecs
 from hpt.errors import PluginError
+from hpt.options import Option, accepted_keywords, options_of
 
 ENTRY_POINT_GROUP = "hpt"
 AUTOLOAD_ENV = "HPT_DISABLE_PLUGIN_AUTOLOAD"
@@ -47,6 +48,12 @@ class PluginEntry:
     worker_imports: tuple[str, ...] = ()
     """For a backend: modules its trials need beyond its own module (heavy imports its code only makes
     lazily); worker pools import them up front, while the driver builds the backend."""
+    default: bool = False
+    """Whether `hpt run` uses this one when the user names none of its kind."""
+
+    def options(self) -> list[Option]:
+        """The options the plugin's class declares (read from its source, without importing it)."""
+        return options_of(self.target, self.kind)
 
     @property
     def module(self) -> str:
@@ -58,9 +65,11 @@ class PluginEntry:
         return [pip for module, pip in self.requires.items() if importlib.util.find_spec(module) is None]
 
     def install_hint(self) -> str:
+        """The pip command that installs what is missing, each requirement quoted for the shell
+        (`pip install optuna>=3.6` unquoted would redirect to a file named `=3.6`)."""
         if self.extra and self.distribution == "hpt":
             return f'pip install "hpt[{self.extra}]"'
-        return "pip install " + " ".join(self.missing() or self.requires.values())
+        return "pip install " + " ".join(f'"{req}"' for req in self.missing() or self.requires.values())
 
     def load(self) -> type:
         """Import the class behind this entry; a missing dependency becomes one actionable line."""
@@ -144,6 +153,7 @@ class Registry:
                 extra: str | None = None,
                 summary: str = "",
                 worker_imports: Sequence[str] = (),
+                default: bool = False,
                 _dist: tuple[str, str] = dist,
                 _kind: str = kind,
             ) -> None:
@@ -154,7 +164,7 @@ class Registry:
                     )
                     return
                 self.entries[_kind][name] = PluginEntry(
-                    name, _kind, target, *_dist, dict(requires or {}), extra, summary, tuple(worker_imports)
+                    name, _kind, target, *_dist, dict(requires or {}), extra, summary, tuple(worker_imports), default
                 )
 
             try:
@@ -180,16 +190,24 @@ class Registry:
                 return entry
         return None
 
+    def default(self, kind: str) -> PluginEntry | None:
+        """The entry registered with `default=True` for this kind (one shipped with hpt wins a tie)."""
+        marked = [e for e in self.entries[kind].values() if e.default]
+        marked.sort(key=lambda e: e.distribution != "hpt")
+        return marked[0] if marked else None
+
     def create(self, kind: str, name: str, *args: Any, **options: Any) -> Any:
-        """Build a plugin instance; unknown options become one clear line, not a TypeError traceback."""
+        """Build a plugin instance; an option its class does not take is one clear line, checked against the
+        signature before the call (a TypeError raised inside the constructor stays what it is)."""
         cls = self.get(kind, name).load()
-        try:
-            return cls(*args, **options)
-        except TypeError as exc:
-            if "unexpected keyword argument" in str(exc):
-                bad = str(exc).rsplit(" ", 1)[-1]
-                raise PluginError(f"{kind} {name!r} does not take option {bad}") from None
-            raise
+        accepted = accepted_keywords(cls)
+        unknown = [key for key in options if accepted is not None and key not in accepted]
+        if unknown:
+            declared = [o.name for o in options_of(cls, kind)]
+            raise PluginError(
+                f"{kind} {name!r} does not take option {unknown[0]!r}; its options: {', '.join(declared) or 'none'}"
+            )
+        return cls(*args, **options)
 
 
 @cache
