@@ -1,16 +1,21 @@
 """Tabular data for the MLP: scikit-learn's bundled and synthetic sets, or a CSV file; and the
-train / valid / test splits (or k folds), standardised on the training rows only.
+train / valid / test splits (or k folds), encoded and standardised on the training rows only.
 
-Everything here is numpy: the backend keeps these arrays and is pickled once per worker.
+A dataset keeps its raw feature columns (a pandas DataFrame with the CSV's or the set's column names);
+each fold learns its `Preprocessor` (median imputation, one-hot encoding of text columns) from its
+training rows. What the backend keeps is numpy: it is pickled once per worker.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from hpt.errors import DataError
+
+from hpt_torch.preprocessing import Preprocessor
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
@@ -31,13 +36,19 @@ MIN_ROWS = 20
 
 @dataclass
 class Dataset:
-    """Features and target of one task. `y` holds class indices (into `classes`) or real values."""
+    """Raw feature columns and target of one task. `y` holds class indices (into `classes`) or real values."""
 
     name: str
     task: str
-    x: np.ndarray
+    features: Any
+    """A pandas DataFrame: one column per feature, named as in the CSV file or the bundled set."""
     y: np.ndarray
     classes: list | None = None
+
+    @property
+    def x(self) -> np.ndarray:
+        """The features as a float32 matrix (a dataset without text columns)."""
+        return self.features.to_numpy(dtype=np.float32)
 
     @property
     def n_classes(self) -> int:
@@ -54,6 +65,7 @@ class Fold:
     """One train / valid pair, standardised with the training rows' statistics (`x_mean`, `x_scale`).
 
     Regression targets are standardised too (`y_mean`, `y_std` map predictions back to the data's units).
+    `encoder` turns raw feature columns into the inputs before standardisation (None for in-memory arrays).
     """
 
     x_train: np.ndarray
@@ -64,6 +76,7 @@ class Fold:
     x_scale: np.ndarray
     y_mean: float = 0.0
     y_std: float = 1.0
+    encoder: Preprocessor | None = None
 
     def scale_x(self, x: np.ndarray) -> np.ndarray:
         """Features standardised as this fold's were (for a test split or new data)."""
@@ -102,7 +115,7 @@ def load_dataset(
         raise DataError(f"unknown dataset {dataset!r}; available: {', '.join(DATASETS)} (or --data FILE.csv)")
     if size is not None and dataset in BUNDLED and data is None and int(size) < len(ds.y):
         keep = _subsample(ds, int(size), seed)
-        ds = Dataset(ds.name, ds.task, ds.x[keep], ds.y[keep], ds.classes)
+        ds = Dataset(ds.name, ds.task, ds.features.iloc[keep].reset_index(drop=True), ds.y[keep], ds.classes)
     _check(ds)
     return ds
 
@@ -111,11 +124,12 @@ def _load_bundled(name: str) -> Dataset:
     import sklearn.datasets
 
     loader, task = BUNDLED[name]
-    x, y = getattr(sklearn.datasets, loader)(return_X_y=True)
+    x, y = getattr(sklearn.datasets, loader)(return_X_y=True, as_frame=True)
+    x, y = x.astype(np.float32), y.to_numpy()
     if task == CLASSIFICATION:
         classes, y = np.unique(y, return_inverse=True)
-        return Dataset(name, task, x.astype(np.float32), y.astype(np.int64), classes.tolist())
-    return Dataset(name, task, x.astype(np.float32), y.astype(np.float32))
+        return Dataset(name, task, x, y.astype(np.int64), classes.tolist())
+    return Dataset(name, task, x, y.astype(np.float32))
 
 
 def _make_synthetic(name: str, rows: int, seed: int) -> Dataset:
@@ -123,9 +137,16 @@ def _make_synthetic(name: str, rows: int, seed: int) -> Dataset:
 
     if name == "classification":
         x, y = make_classification(rows, n_features=20, n_informative=10, n_classes=3, random_state=seed)
-        return Dataset(name, CLASSIFICATION, x.astype(np.float32), y.astype(np.int64), [0, 1, 2])
+        return Dataset(name, CLASSIFICATION, _frame(x), y.astype(np.int64), [0, 1, 2])
     x, y = make_friedman1(rows, n_features=10, noise=1.0, random_state=seed)
-    return Dataset(name, REGRESSION, x.astype(np.float32), y.astype(np.float32))
+    return Dataset(name, REGRESSION, _frame(x), y.astype(np.float32))
+
+
+def _frame(x: np.ndarray) -> Any:
+    """A synthetic set's features as a DataFrame with columns x0, x1, ..."""
+    import pandas as pd
+
+    return pd.DataFrame(x.astype(np.float32), columns=[f"x{i}" for i in range(x.shape[1])])
 
 
 def _load_csv(path: Path, target: str, task: str | None) -> Dataset:
@@ -148,25 +169,21 @@ def _load_csv(path: Path, target: str, task: str | None) -> Dataset:
     features = frame.drop(columns=[target])
     if features.shape[1] == 0:
         raise DataError(f"data file {str(path)!r} has no feature column besides the target {target!r}")
-    text = [str(c) for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
-    if text:
+    unlabelled = int(frame[target].isna().sum())
+    if unlabelled:
         raise DataError(
-            f"feature column(s) {', '.join(text)} of {path.name} are not numeric; encode them as numbers first"
+            f"target column {target!r} of {path.name} has {unlabelled} missing value(s); drop or fill those rows"
         )
-    missing = [str(c) for c in frame.columns if frame[c].isna().any()]
-    if missing:
-        raise DataError(f"column(s) {', '.join(missing)} of {path.name} have missing values; fill or drop those rows")
-    x = features.to_numpy(dtype=np.float32)
     column = frame[target]
     task = task or _infer_task(column)
     if task == CLASSIFICATION:
         classes, y = np.unique(column.to_numpy(), return_inverse=True)
-        return Dataset(path.stem, task, x, y.astype(np.int64), classes.tolist())
+        return Dataset(path.stem, task, features, y.astype(np.int64), classes.tolist())
     if task != REGRESSION:
         raise DataError(f"unknown task {task!r}; use {CLASSIFICATION} or {REGRESSION}")
     if not pd.api.types.is_numeric_dtype(column):
         raise DataError(f"target column {target!r} is not numeric, so it cannot be a regression target")
-    return Dataset(path.stem, task, x, column.to_numpy(dtype=np.float32))
+    return Dataset(path.stem, task, features, column.to_numpy(dtype=np.float32))
 
 
 def _infer_task(column) -> str:
@@ -211,8 +228,9 @@ def make_folds(
 ) -> tuple[list[Fold], np.ndarray, np.ndarray]:
     """Hold out a test split, then one train/valid split (or `folds` folds) of the rest.
 
-    Returns the folds and the test features/targets, standardised with the first fold's statistics
-    (the first fold is also where the final model of a study is trained).
+    Each fold's `Preprocessor` is fitted on its training rows. Returns the folds and the test
+    features/targets, encoded and standardised as the first fold's (the first fold is also where the
+    final model of a study is trained).
     """
     from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
@@ -232,11 +250,17 @@ def make_folds(
             if int(folds) < 2:
                 raise DataError(f"--folds must be at least 2, got {folds}")
             splitter = (StratifiedKFold if classify else KFold)(int(folds), shuffle=True, random_state=seed)
-            pairs = [(rest[a], rest[b]) for a, b in splitter.split(ds.x[rest], ds.y[rest])]
+            pairs = [(rest[a], rest[b]) for a, b in splitter.split(rest, ds.y[rest])]
     except ValueError as exc:  # too few rows of a class for a stratified split, more folds than rows
         raise DataError(f"cannot split {ds.name!r}: {str(exc).splitlines()[0]}") from None
-    out = [_fold_arrays(ds.x, ds.y, train, valid, classify) for train, valid in pairs]
-    return out, out[0].scale_x(ds.x[test]), out[0].scale_y(ds.y[test])
+    out = []
+    for train, valid in pairs:
+        encoder = Preprocessor.fit(ds.features.iloc[train])
+        fold = _fold_arrays(encoder.encode(ds.features), ds.y, train, valid, classify)
+        fold.encoder = encoder
+        out.append(fold)
+    x_test = out[0].encoder.encode(ds.features.iloc[test])
+    return out, out[0].scale_x(x_test), out[0].scale_y(ds.y[test])
 
 
 def fold_from_arrays(x: np.ndarray, y: np.ndarray, classify: bool, valid_fraction: float, seed: int) -> Fold:
