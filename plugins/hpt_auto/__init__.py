@@ -1,0 +1,1 @@
+"""hpt plugin package hpt_auto: the `auto` strategy (the default of `hpt run`)."""
