@@ -17,11 +17,11 @@ import numpy as np
 from hpt.backend import Backend, Result, TrialContext, TrialPruned
 from hpt.space import Params, Space
 
-from hpt_torch.datasets import load_dataset, make_folds
+from hpt_torch.datasets import CLASSIFICATION, load_dataset, make_folds
 from hpt_torch.hyperparams import LEARNING_RATE_RANGE, MAX_EPOCHS, PATIENCE, default_space, resolve
 from hpt_torch.lr_finder import LRFinding, lr_range_test
 from hpt_torch.metrics import resolve_objectives
-from hpt_torch.population import Member, group_key, train_population
+from hpt_torch.population import Member, stack_groups, train_population
 from hpt_torch.training import (
     CHECKPOINT_FILE,
     TrainingRun,
@@ -38,28 +38,33 @@ from hpt_torch.training import (
 FINDER_SPAN = 10.0
 """With `lr_from_finder`, the learning-rate range becomes [suggestion / 10, suggestion * 10]."""
 FINDER_BOUNDS = (1e-6, 1.0)
+EXAMPLE_ROWS = 5
 
 
 class MLPBackend(Backend):
     """A multilayer perceptron for classification or regression on a bundled, synthetic or CSV dataset.
 
     Options (the CLI's `--dataset`, `--data`, ... flags, or `-B name=value`):
-    dataset: digits, breast_cancer, wine, iris, diabetes, classification, friedman.
-    data / target: a CSV file and the column to predict (instead of `dataset`).
-    metric: the objective (`valid_loss` by default; `valid_accuracy`, `valid_f1`, `valid_rmse`, `valid_mae`,
-    `valid_r2`; the `valid_` prefix may be left out). A comma-separated list makes several objectives for
-    a multi-objective strategy (`valid_loss,n_params` with nsga2): the first is what early stopping and
-    pruning watch, the others may be metrics or `n_params` (the network's size).
-    device: auto, cpu, cuda, cuda:N, mps. size: rows of a synthetic set (or a subsample of a bundled one).
-    folds: k-fold cross-validation on the non-test rows instead of one validation split.
-    lr_from_finder: run the LR range test first and centre the learning-rate range on its suggestion.
-    max_epochs / patience: the fixed values in the default space. task: force classification or regression
-    for a CSV target. split_seed: the seed of the train/valid/test split (the same for every trial).
-    threads: the most CPU threads one trial's training uses (see `training.limited_threads`).
+        dataset: a bundled or synthetic dataset: digits, breast_cancer, wine, iris, diabetes, classification,
+            friedman.
+        data: a CSV file to tune on instead of `dataset` (with `target`).
+        target: the column of `data` to predict.
+        metric: the objective: valid_loss (default), valid_accuracy, valid_f1, valid_rmse, valid_mae, valid_r2
+            (the valid_ prefix may be left out); a comma-separated list makes several objectives for a
+            multi-objective strategy (valid_loss,n_params with nsga2), the first watched by early stopping
+            and pruning.
+        device: auto, cpu, cuda, cuda:N or mps.
+        size: rows of a synthetic set (or a subsample of a bundled one).
+        folds: k-fold cross-validation on the non-test rows instead of one validation split.
+        lr_from_finder: run the LR range test first and centre the learning-rate range on its suggestion.
+        max_epochs: the fixed number of epochs in the default space (the most a trial trains).
+        patience: epochs without improvement before early stopping, in the default space.
+        task: classification or regression, to force how a CSV target is read.
+        split_seed: the seed of the train/valid/test split (the same for every trial).
+        threads: the most CPU threads one trial's training uses.
 
-    With `hpt run --batch-trials K`, configurations that share depth, activation, batch size and update
-    rule train as one stacked model (`evaluate_batch`, population training); pin those with `--set` to
-    stack a whole batch.
+    With `hpt run --batch-trials K`, the K configurations of a batch train as stacked models
+    (`evaluate_batch`, population training), whatever their hyperparameters.
     """
 
     name = "mlp"
@@ -85,6 +90,9 @@ class MLPBackend(Backend):
         ds = load_dataset(dataset, data, target, size, task, split_seed)
         self.folds, self.x_test, self.y_test = make_folds(ds, folds, split_seed)
         self.dataset, self.task, self.n_classes = ds.name, ds.task, ds.n_classes
+        self.classes = ds.classes
+        self.example = {str(k): v for k, v in ds.features.head(EXAMPLE_ROWS).to_dict(orient="list").items()}
+        """A few raw rows (column -> values): the logged model's input example."""
         self.objectives = resolve_objectives(metric, ds.task)
         self.metric, self.direction = self.objectives[0]
         self.device = device
@@ -168,29 +176,33 @@ class MLPBackend(Backend):
     def evaluate_batch(
         self, params: Sequence[Params], budgets: Sequence[float | None], ctxs: Sequence[TrialContext]
     ) -> list[Any]:
-        """Population training: members that share an architecture, batch size and update rule
-        (`population.group_key`) train as one stacked model, each with its own scalar hyperparameters,
-        seed, data order, early stopping, reports and checkpoint; the others (and every member when
-        training on k folds) train one at a time. One entry per member: its Result or its exception."""
+        """Population training: members train as stacked models (`population.stack_groups` decides which
+        share a stack; they may differ in every hyperparameter), each with its own seed, data order, early
+        stopping, reports and checkpoint; a member left alone by the grouping (and every member when
+        training on k folds) trains by itself. One entry per member: its Result or its exception."""
         out: list[Any] = [None] * len(params)
-        groups: dict[Any, list[tuple[int, dict[str, Any]]]] = {}
-        n_train = len(self.folds[0].y_train)
+        valid: list[tuple[int, dict[str, Any]]] = []
         for index, member_params in enumerate(params):
             try:
-                resolved = resolve(member_params)
+                valid.append((index, resolve(member_params)))
             except Exception as exc:  # a bad configuration fails alone
                 out[index] = exc
-                continue
-            key = group_key(resolved, n_train) if len(self.folds) == 1 else index
-            groups.setdefault(key, []).append((index, resolved))
-        for group in groups.values():
+        if len(self.folds) == 1 and len(valid) > 1:
+            fold = self.folds[0]
+            n_outputs = self.n_classes if self.n_classes > 2 else 1
+            device_type = resolve_device(self.device).type
+            cuts = stack_groups([p for _, p in valid], len(fold.y_train), fold.x_train.shape[1], n_outputs, device_type)
+            groups = [[valid[i] for i in cut] for cut in cuts]
+        else:
+            groups = [[member] for member in valid]
+        for group in groups:
             if len(group) == 1:
                 ((index, _),) = group
                 out[index] = self._evaluate_alone(params[index], budgets[index], ctxs[index])
                 continue
             indices = [index for index, _ in group]
             try:
-                results = self._evaluate_population(
+                results = self.evaluate_population(
                     [p for _, p in group], [budgets[i] for i in indices], [ctxs[i] for i in indices]
                 )
             except Exception as exc:  # a stack that cannot train (e.g. out of memory) fails its members only
@@ -205,9 +217,11 @@ class MLPBackend(Backend):
         except Exception as exc:  # one member failing must not fail the others
             return exc
 
-    def _evaluate_population(
-        self, params: list[dict[str, Any]], budgets: Sequence[float | None], ctxs: Sequence[TrialContext]
+    def evaluate_population(
+        self, params: Sequence[Params], budgets: Sequence[float | None], ctxs: Sequence[TrialContext]
     ) -> list[Any]:
+        """Train resolved configurations as one stack, whatever `stack_groups` would decide; one entry per
+        member: its Result or the exception that ended it."""
         device = resolve_device(self.device)
         seeds = [0 if ctx.seed is None else int(ctx.seed) for ctx in ctxs]
         members: list[Member] = []
@@ -250,6 +264,29 @@ class MLPBackend(Backend):
             run.restore_best()
             metrics = run.evaluate(*run.tensors(self.x_test, self.y_test))
         return {f"test_{k}": v for k, v in metrics.items()}
+
+    def save_model(self, params: Params, checkpoint_dir: Path | None, path: Path) -> bool:
+        """The trial's network at its best epoch (from its checkpoint: the weights `final_report` scored) with
+        the first fold's preprocessing, as an MLflow pyfunc model (`hpt_torch.serving`)."""
+        checkpoint = checkpoint_dir / CHECKPOINT_FILE if checkpoint_dir is not None else None
+        if checkpoint is None or not checkpoint.is_file():
+            return False
+        from hpt_torch.serving import MLPModel, save_mlp_model
+
+        params = resolve(params)
+        fold = self.folds[0]
+        with limited_threads(self.threads):
+            (run,) = self._runs(params, 0, self.folds[:1])
+            saved = read_checkpoint(checkpoint, params, run.device)
+            if saved is None:
+                return False
+            run.load_weights(saved["runs"][0])
+            run.restore_best()
+            network = run.model.cpu().eval()
+            classes = list(self.classes) if self.task == CLASSIFICATION else None
+            model = MLPModel(network, fold.encoder, fold.x_mean, fold.x_scale, classes, fold.y_mean, fold.y_std)
+            save_mlp_model(path, model, self.example)
+        return True
 
     def find_learning_rate(self, params: Params | None = None, seed: int = 0, **options: Any) -> LRFinding:
         """The LR range test on the first fold's training rows, for `params` (default: the defaults)."""

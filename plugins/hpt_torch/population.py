@@ -1,19 +1,27 @@
-"""Population training: many configurations of one architecture trained at once as a stacked model.
+"""Population training: many configurations trained at once as one stacked model.
 
 Tiny tabular MLPs leave the hardware mostly idle; each trial pays Python and kernel-launch overhead
 for a few small matrix products. Stacked, K members cost one forward, one backward and one optimiser
-step per batch. Each member still trains as it would alone: its own initial weights and data order
-(its `TrainingRun`, built with its own seed), its own learning rate, schedule, momentum, L1, L2 and
-dropout rate, its own early stopping, its own divergence (a non-finite training loss fails that
-member only), its own reports, pruning and checkpoint. Finished members leave the stack, so the
-survivors' epochs get cheaper. Dropout masks come from one generator shared by the stack, so a
+step per (micro-)batch. Members may differ in every hyperparameter of the default space: width and
+depth are padded (`stacked`), activations grouped per layer, optimisers share one update rule with
+per-member coefficients (`stacked_optim`), and batch sizes share a common micro-batch (the smallest
+batch size of the stack): each member accumulates the gradient of its own batch over the micro-batches
+it spans and steps when its batch ends, so it takes exactly the steps it would take alone.
+`stack_groups` decides which members share a stack (buckets where padding would cost more than it
+saves, batch sizes that do not divide each other).
+
+Each member still trains as it would alone: its own initial weights and data order (its `TrainingRun`,
+built with its own seed), its own rates, schedule, regularisation, its own early stopping, its own
+divergence (a non-finite training loss fails that member only), its own reports, pruning and
+checkpoint. Finished members leave the stack (which is repacked when its padding can shrink much), so
+the survivors' epochs get cheaper. Dropout masks come from one generator shared by the stack, so a
 member with dropout follows a different (equally random) mask sequence than it would alone.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,22 +30,136 @@ import torch
 from hpt.backend import TrialContext, TrialPruned
 
 from hpt_torch.network import hidden_widths
-from hpt_torch.stacked import FlatLayout, Shapes, forward, member_chunks, member_losses, member_metrics
+from hpt_torch.stacked import (
+    IDENTITY,
+    FlatLayout,
+    Shapes,
+    forward,
+    layer_plans,
+    member_chunks,
+    member_losses,
+    member_metrics,
+)
 from hpt_torch.stacked_optim import FAMILIES, STATE_NAMES, StackedOptimizer
 from hpt_torch.training import TrainingRun, save_checkpoint
 
+REPACK_BELOW = 0.75
+"""Repack the stack when the members still training fit in this fraction of its padded size."""
+AUTO_BATCH_TRIALS = {"cpu": 16, "cuda": 64, "mps": 32}
+"""`--batch-trials auto` per device type (see `auto_batch_trials`)."""
 
-def group_key(params: Mapping[str, Any], n_train: int) -> Hashable:
-    """Members with equal keys train in one stack: same depth, activation, batch size (so the same steps
-    per epoch) and update rule. Widths may differ (they are padded)."""
-    batch_size = min(int(params["batch_size"]), n_train)
-    return params["n_hidden"], params["activation"], batch_size, FAMILIES[params["optimizer"]]
+
+@dataclass(frozen=True)
+class CostModel:
+    """Seconds per epoch, roughly, of a stack or of a member trained alone: a fixed cost per optimiser step
+    (Python and kernel launches; a stack's grows a little with its members), a cost per multiply-add and
+    training row (forward and backward) and per parameter and optimiser step. Fitted on a 2-core CPU
+    (benchmarks/population.py); only the ratios matter: they decide where buckets save time."""
+
+    step: float = 1.6e-3
+    member_step: float = 6.5e-5
+    alone_step: float = 1.55e-3
+    mac: float = 3.3e-10
+    parameter: float = 2e-8
+
+    def alone(self, n: int, macs: int, batch_size: int) -> float:
+        return math.ceil(n / batch_size) * (self.alone_step + macs * self.parameter) + n * macs * self.mac
+
+    def stack(self, n: int, k: int, macs: int, smallest: int, member_steps: int) -> float:
+        """`macs`: the padded network's; `member_steps`: the optimiser steps of all members in an epoch."""
+        micro_steps = math.ceil(n / smallest)
+        return (
+            micro_steps * (self.step + k * self.member_step)
+            + n * k * macs * self.mac
+            + member_steps * macs * self.parameter
+        )
+
+
+COST_MODELS = {"cpu": CostModel(), "cuda": CostModel(step=2.5e-3, member_step=0.0, alone_step=1.2e-3, mac=5e-14,
+                                                        parameter=1e-12)}  # fmt: skip
+
+
+def auto_batch_trials(device: str) -> int:
+    """The K `--batch-trials auto` picks for a device (`cpu`, `cuda`, `cuda:N`, `mps`, `auto`).
+
+    On a CPU the speed-up grows with K up to about 16 members and flattens after (the matrix products start
+    to dominate the per-step overhead stacking saves), while a larger K makes model-based strategies ask
+    more points before they learn from any; a GPU has the width to stack far more members."""
+    if device in ("auto", ""):
+        device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    return AUTO_BATCH_TRIALS.get(torch.device(device).type, AUTO_BATCH_TRIALS["cpu"])
+
+
+def member_layers(params: Mapping[str, Any], n_inputs: int, n_outputs: int, depth: int) -> tuple[Shapes, list[bool]]:
+    """(outputs, inputs) of each linear layer of the network `params` describes in a stack `depth` hidden
+    layers deep, and which are its own: a shallower network gets pass-through layers before its output."""
+    widths = [n_inputs, *hidden_widths(params["n_hidden"], params["n_neurons"], params["layer_shape"])]
+    shapes = list(zip(widths[1:], widths[:-1], strict=True))
+    missing = depth - len(shapes)
+    shapes += [(widths[-1], widths[-1])] * missing + [(n_outputs, widths[-1])]
+    return shapes, [True] * params["n_hidden"] + [False] * missing + [True]
 
 
 def layer_shapes(params: Mapping[str, Any], n_inputs: int, n_outputs: int) -> Shapes:
     """(outputs, inputs) of each linear layer of the network `params` describes."""
-    widths = [n_inputs, *hidden_widths(params["n_hidden"], params["n_neurons"], params["layer_shape"]), n_outputs]
-    return list(zip(widths[1:], widths[:-1], strict=True))
+    return member_layers(params, n_inputs, n_outputs, params["n_hidden"])[0]
+
+
+def stack_groups(
+    params: Sequence[Mapping[str, Any]], n_train: int, n_inputs: int, n_outputs: int, device_type: str = "cpu"
+) -> list[list[int]]:
+    """Which members train together: lists of indices into `params`; a list of one trains alone.
+
+    Members whose batch sizes divide each other can share a stack (a common micro-batch). Among those,
+    members sorted by size are cut into contiguous buckets where the cost model says that padding the
+    small ones to the large ones' shape costs more than a separate stack's overhead."""
+    model = COST_MODELS.get(device_type, COST_MODELS["cpu"])
+    chains: list[list[int]] = []  # batch sizes, each dividing the next
+    for size in sorted({min(int(p["batch_size"]), n_train) for p in params}):
+        chain = next((c for c in chains if size % c[-1] == 0), None)
+        chain.append(size) if chain is not None else chains.append([size])
+    chain_of = {size: index for index, chain in enumerate(chains) for size in chain}
+    groups: list[list[int]] = []
+    for index in range(len(chains)):
+        members = [i for i, p in enumerate(params) if chain_of[min(int(p["batch_size"]), n_train)] == index]
+        groups += _buckets(members, params, n_train, n_inputs, n_outputs, model)
+    return groups
+
+
+def _buckets(
+    members: list[int], params: Sequence[Mapping[str, Any]], n: int, n_in: int, n_out: int, model: CostModel
+) -> list[list[int]]:
+    """The cheapest cut of `members` (sorted by their own size) into contiguous buckets (dynamic programming)."""
+    depth = max(params[i]["n_hidden"] for i in members)
+    info = {}
+    for i in members:
+        widths = hidden_widths(params[i]["n_hidden"], params[i]["n_neurons"], params[i]["layer_shape"])
+        padded = widths + [widths[-1]] * (depth - len(widths))  # the width a member carries at each position
+        macs = sum(a * b for a, b in zip([n_in, *widths], [*widths, n_out], strict=True))
+        info[i] = (padded, params[i]["n_hidden"], macs, min(int(params[i]["batch_size"]), n))
+    order = sorted(members, key=lambda i: (info[i][2], info[i][1]))
+
+    best = [0.0] + [math.inf] * len(order)
+    cut = [0] * (len(order) + 1)
+    for start in range(len(order)):
+        widths, deep, smallest, member_steps = [0] * depth, 0, n, 0
+        for end in range(start + 1, len(order) + 1):
+            padded, hidden, own, size = info[order[end - 1]]
+            widths = [max(a, b) for a, b in zip(widths, padded, strict=True)]
+            deep, smallest, member_steps = max(deep, hidden), min(smallest, size), member_steps + math.ceil(n / size)
+            if end - start == 1:
+                cost = model.alone(n, own, size)
+            else:
+                used = widths[:deep]
+                macs = sum(a * b for a, b in zip([n_in, *used], [*used, n_out], strict=True))
+                cost = model.stack(n, end - start, macs, smallest, member_steps)
+            if best[start] + cost < best[end]:
+                best[end], cut[end] = best[start] + cost, start
+    groups, end = [], len(order)
+    while end > 0:
+        groups.append(order[cut[end] : end])
+        end = cut[end]
+    return groups[::-1]
 
 
 @dataclass(eq=False)
@@ -59,7 +181,7 @@ class Member:
 
 
 def train_population(members: Sequence[Member], dropout_seed: int = 0) -> None:
-    """Train members that share a `group_key` as one stack until each is done; afterwards every member's
+    """Train members (one `stack_groups` bucket) as one stack until each is done; afterwards every member's
     run holds its final state (as `TrainingRun.train_epoch` would have left it) and its checkpoint is saved."""
     waiting = []
     for member in members:
@@ -68,7 +190,7 @@ def train_population(members: Sequence[Member], dropout_seed: int = 0) -> None:
         else:
             waiting.append(member)
     if waiting:
-        Population(waiting, dropout_seed).train()
+        Population(waiting, torch.Generator(device=waiting[0].run.device).manual_seed(dropout_seed)).train()
 
 
 def finish(member: Member) -> None:
@@ -77,65 +199,87 @@ def finish(member: Member) -> None:
 
 
 class Population:
-    """The stacked state of the members still training: parameters, optimiser state and per-member rates."""
+    """The stacked state of the members still training: parameters, optimiser state and per-member rates.
 
-    def __init__(self, members: Sequence[Member], dropout_seed: int) -> None:
+    Members are held in order of batch size, so the members whose batch ends at a micro-batch are the
+    first rows of the stack (batch sizes of a stack divide each other)."""
+
+    def __init__(self, members: Sequence[Member], generator: torch.Generator) -> None:
+        self._stack(members, generator)
+
+    def _stack(self, members: Sequence[Member], generator: torch.Generator) -> None:
+        """Build the stack from the members' runs (their weights, optimiser state and best weights)."""
+        members = sorted(members, key=lambda m: m.run.batch_size)
         first = members[0].run
         self.members = list(members)
         self.device = first.device
         self.task, self.n_classes, self.y_mean, self.y_std = first.task, first.n_classes, first.y_mean, first.y_std
-        self.x_train, self.y_train, self.x_valid, self.y_valid = (
-            first.x_train,
-            first.y_train,
-            first.x_valid,
-            first.y_valid,
-        )
-        self.batch_size = first.batch_size
-        self.activation = first.params["activation"]
-        self.family = FAMILIES[first.params["optimizer"]]
+        self.x_train, self.y_train = first.x_train, first.y_train
+        self.x_valid, self.y_valid = first.x_valid, first.y_valid
+        self.generator = generator
         n_inputs, n_outputs = self.x_train.shape[1], first.model[-1].out_features
-        self.shapes = [layer_shapes(m.run.params, n_inputs, n_outputs) for m in members]
-        self.layout = FlatLayout(self.shapes)
-        self.flat = torch.stack([self._row(list(m.run.model.parameters())) for m in members])
-        self.mask = torch.stack([self.layout.mask(s, self.device) for s in self.shapes]) if self.layout.padded else None
-        for member in members:
+        self.depth = max(m.run.params["n_hidden"] for m in members)
+        self.layers = [member_layers(m.run.params, n_inputs, n_outputs, self.depth) for m in members]
+        self.layout = FlatLayout([shapes for shapes, _ in self.layers])
+        self.flat = torch.stack([self._row(i, [p.detach() for p in m.run.model.parameters()], True)
+                                 for i, m in enumerate(members)])  # fmt: skip
+        trained = torch.stack([self.layout.mask(s, self.device, t) for s, t in self.layers])
+        self.mask = None if bool(trained.all()) else trained
+        for index, member in enumerate(members):
             if member.run.best_state is not None:
-                member.best_row = self._row(list(member.run.best_state.values()))
-        states = {name: torch.stack([self._state_row(m, name) for m in members]) for name in STATE_NAMES[self.family]}
-        steps = torch.tensor([self._steps(m) for m in members])
-        params = [m.run.params for m in members]
-        self.optimizer = StackedOptimizer(self.family, params, self.layout.weight_mask(self.device), states, steps)
-        rates = torch.tensor([p["dropout"] for p in params], device=self.device)
-        self.dropout = rates if bool(rates.any()) else None
-        self.generator = torch.Generator(device=self.device).manual_seed(dropout_seed)
+                member.best_row = self._row(index, list(member.run.best_state.values()), True)
+        m = torch.stack([self._state_row(i, 0) for i in range(len(members))])
+        v = torch.stack([self._state_row(i, 1) for i in range(len(members))])
+        steps = torch.tensor([self._steps(member) for member in members])
+        params = [member.run.params for member in members]
+        self.optimizer = StackedOptimizer(params, trained * self.layout.weight_mask(self.device), m, v, steps)
+        self.plans = layer_plans(*self._functions(slice(None), dropout=True), self.device)
         self._leaves = self._make_leaves()
 
     # Packing members into rows and back
-    def _row(self, tensors: list[torch.Tensor]) -> torch.Tensor:
-        return self.layout.row([t.detach() for t in tensors], self.device)
+    def _row(self, index: int, tensors: list[torch.Tensor], weights: bool) -> torch.Tensor:
+        """A member's tensors (weight, bias of each of its own layers) as a stack row; its pass-through
+        layers get identity weights (`weights`) or zeros (optimiser state)."""
+        full, own = [], iter(zip(tensors[0::2], tensors[1::2], strict=True))
+        for (out, inp), trained in zip(*self.layers[index], strict=True):
+            if trained:
+                full += next(own)
+            else:
+                full += [torch.eye(out) if weights else torch.zeros(out, inp), torch.zeros(out)]
+        return self.layout.row([t.detach().to(self.device) for t in full], self.device)
 
-    def _state_row(self, member: Member, name: str) -> torch.Tensor:
-        state = member.run.optimizer.state
-        return self._row([state[p].get(name, torch.zeros_like(p)) for p in member.run.model.parameters()])
+    def _state_row(self, index: int, moment: int) -> torch.Tensor:
+        run = self.members[index].run
+        name = STATE_NAMES[FAMILIES[run.params["optimizer"]]][moment]
+        state = run.optimizer.state
+        return self._row(index, [_state(state, p, name) for p in run.model.parameters()], False)
 
     @staticmethod
     def _steps(member: Member) -> float:
         first = next(iter(member.run.model.parameters()))
         return float(member.run.optimizer.state[first].get("step", 0.0)) if first in member.run.optimizer.state else 0.0
 
+    def _own(self, index: int, row: torch.Tensor) -> list[torch.Tensor]:
+        """A member's own tensors (weight, bias per layer, its sizes) from a stack row."""
+        shapes, trained = self.layers[index]
+        values = self.layout.split(row, shapes)
+        return [t for pos, keep in enumerate(trained) if keep for t in values[2 * pos : 2 * pos + 2]]
+
     def _unpack(self, index: int) -> None:
         """Write a member's stacked state back into its run: weights, optimiser state, schedule, best weights."""
-        member, shapes = self.members[index], self.shapes[index]
+        member = self.members[index]
         run = member.run
         model_params = list(run.model.parameters())
         with torch.no_grad():
-            for param, value in zip(model_params, self.layout.split(self.flat[index], shapes), strict=True):
+            for param, value in zip(model_params, self._own(index, self.flat[index]), strict=True):
                 param.copy_(value)
+        family = FAMILIES[run.params["optimizer"]]
         if run.params["optimizer"] != "sgd":  # plain SGD keeps no state in torch.optim
-            for name, stacked in self.optimizer.states.items():
-                for param, value in zip(model_params, self.layout.split(stacked[index], shapes), strict=True):
-                    run.optimizer.state[param][name] = value
-            if self.family != "sgd":
+            for name, stacked in zip(STATE_NAMES[family], (self.optimizer.m, self.optimizer.v), strict=True):
+                if name is not None:
+                    for param, value in zip(model_params, self._own(index, stacked[index]), strict=True):
+                        run.optimizer.state[param][name] = value
+            if family != "sgd":
                 step = float(self.optimizer.steps[index])
                 for param in model_params:
                     run.optimizer.state[param]["step"] = torch.tensor(step)
@@ -146,7 +290,7 @@ class Population:
         run.scheduler._last_lr = [group["lr"] for group in run.optimizer.param_groups]
         if member.best_row is not None:
             names = list(run.model.state_dict())
-            run.best_state = dict(zip(names, self.layout.split(member.best_row, shapes), strict=True))
+            run.best_state = dict(zip(names, self._own(index, member.best_row), strict=True))
 
     def _make_leaves(self) -> list[torch.Tensor]:
         """Gradient leaves viewing `flat`'s storage, so the in-place optimiser step updates them too."""
@@ -165,21 +309,46 @@ class Population:
         rates = [m.run.params["learning_rate"] * m.run.scheduler.lr_lambdas[0](m.run.epoch) for m in self.members]
         return torch.tensor(rates, device=self.device).unsqueeze(1)
 
+    def _schedule(self, n: int, micro: int) -> tuple[torch.Tensor, list[int]]:
+        """Per micro-batch: each member's loss weight (the micro-batch's share of the member's batch) and how
+        many members (the first rows) end a batch there and step."""
+        sizes = [m.run.batch_size for m in self.members]
+        weights, counts = [], []
+        for start in range(0, n, micro):
+            end = min(start + micro, n)
+            weights.append([(end - start) / (min(start // b * b + b, n) - start // b * b) for b in sizes])
+            counts.append(sum(end % b == 0 or end == n for b in sizes))
+        return torch.tensor(weights, device=self.device), counts
+
     def _train_epoch(self) -> list[float]:
         k, n = len(self.members), len(self.y_train)
         lr = self._learning_rates()
+        micro = self.members[0].run.batch_size
+        accumulate = any(m.run.batch_size != micro for m in self.members)
+        weights, counts = self._schedule(n, micro) if accumulate else (None, None)
+        grad = torch.zeros_like(self.flat) if accumulate else None
+        grad_views = [t for pair in self.layout.views(grad) for t in pair] if grad is not None else []
         order = torch.stack([torch.randperm(n, device=self.device, generator=m.run.generator) for m in self.members])
         pairs = list(zip(self._leaves[0::2], self._leaves[1::2], strict=True))
         total = torch.zeros(k, device=self.device)
-        for start in range(0, n, self.batch_size):
-            rows = order[:, start : start + self.batch_size]
-            out = forward(pairs, self.x_train[rows], self.activation, self.dropout, self.generator)
+        for step, start in enumerate(range(0, n, micro)):
+            rows = order[:, start : start + micro]
+            out = forward(pairs, self.x_train[rows], self.plans, self.generator)
             losses = member_losses(self.task, out, self.y_train[rows])
-            grads = torch.autograd.grad(losses.sum(), self._leaves)
-            grad = torch.cat([g.reshape(k, -1) for g in grads], 1)
-            if self.mask is not None:
-                grad.mul_(self.mask)
-            self.optimizer.step(self.flat, grad, lr)
+            objective = (losses * weights[step]).sum() if weights is not None else losses.sum()
+            grads = torch.autograd.grad(objective, self._leaves)
+            if grad is None:
+                batch_grad, count = torch.cat([g.reshape(k, -1) for g in grads], 1), k
+            else:
+                for view, value in zip(grad_views, grads, strict=True):
+                    view.add_(value)
+                batch_grad, count = grad, counts[step]
+            if count:
+                if self.mask is not None:
+                    batch_grad[:count].mul_(self.mask[:count])
+                self.optimizer.step(self.flat, batch_grad, lr, count)
+                if grad is not None:
+                    grad[:count].zero_()
             total += losses.detach() * rows.shape[1]
         return [value / n for value in total.tolist()]
 
@@ -192,10 +361,17 @@ class Population:
         out: list[dict[str, float]] = []
         for chunk in member_chunks(k, len(self.y_valid), widest):
             layers = self.layout.views(self.flat[chunk])
-            logits = forward(layers, self.x_valid, self.activation)
+            plans = self.plans if chunk == slice(0, k) else layer_plans(*self._functions(chunk), self.device)
+            logits = forward(layers, self.x_valid, plans)
             rows = member_metrics(self.task, logits, self.y_valid, self.n_classes, self.y_mean, self.y_std)
             out += [{f"valid_{key}": value for key, value in row.items()} for row in rows]
         return out
+
+    def _functions(self, chunk: slice, dropout: bool = False) -> tuple[list[list[str]], list[float]]:
+        """`layer_plans`' arguments for a slice of the members: their function per position, dropout rates."""
+        params = [m.run.params for m in self.members[chunk]]
+        functions = [[p["activation"] if i < p["n_hidden"] else IDENTITY for i in range(self.depth)] for p in params]
+        return functions, [p["dropout"] if dropout else 0.0 for p in params]
 
     def _after_epoch(self, index: int, member: Member, train_loss: float, valid: dict[str, float]) -> None:
         """What `TrainingRun.train_epoch` and the backend's report callback do after an epoch, for one member."""
@@ -216,13 +392,29 @@ class Population:
 
     def _drop_finished(self) -> None:
         keep = [i for i, m in enumerate(self.members) if not m.done]
-        if len(keep) == len(self.members):
+        if len(keep) == len(self.members) or not keep:
+            self.members = [self.members[i] for i in keep]
+            return
+        survivors = [self.members[i] for i in keep]
+        depth = max(m.run.params["n_hidden"] for m in survivors)
+        n_inputs, n_outputs = self.x_train.shape[1], self.layout.shapes[-1][0]
+        smaller = FlatLayout([member_layers(m.run.params, n_inputs, n_outputs, depth)[0] for m in survivors])
+        if smaller.size < REPACK_BELOW * self.layout.size:  # hand the state back to the runs and restack
+            for index in keep:
+                self._unpack(index)
+            self._stack(survivors, self.generator)
             return
         rows = torch.tensor(keep, device=self.device, dtype=torch.long)
-        self.members = [self.members[i] for i in keep]
-        self.shapes = [self.shapes[i] for i in keep]
+        self.members = survivors
+        self.layers = [self.layers[i] for i in keep]
         self.flat = self.flat[rows]
         self.mask = self.mask[rows] if self.mask is not None else None
-        self.dropout = self.dropout[rows] if self.dropout is not None else None
         self.optimizer.keep(rows)
+        self.plans = layer_plans(*self._functions(slice(None), dropout=True), self.device)
         self._leaves = self._make_leaves()
+
+
+def _state(state: Mapping[torch.Tensor, dict[str, Any]], param: torch.Tensor, name: str | None) -> torch.Tensor:
+    """A parameter's torch.optim state tensor `name`, zeros where the optimiser has none (yet)."""
+    value = state[param].get(name) if name is not None and param in state else None
+    return value if isinstance(value, torch.Tensor) else torch.zeros_like(param)

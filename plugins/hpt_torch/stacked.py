@@ -1,15 +1,21 @@
 """A population of MLPs as one stacked model: every member's parameters are one row of a `[K, P]`
 tensor, and a forward pass is one batched matrix product per layer for all K members.
 
-Members may differ in width (`n_neurons`, `layer_shape`): each layer is padded to the widest
-member's, padded entries start at zero and their gradients are masked, so a narrower member computes
-exactly what it would alone (the padded units feed nothing downstream). Depth, activation and batch
-size must be shared.
+Members may differ in every part of their architecture:
+- width (`n_neurons`, `layer_shape`): each layer is padded to the widest member's, padded entries start at
+  zero and their gradients are masked, so a narrower member computes exactly what it would alone (the
+  padded units feed nothing downstream);
+- depth (`n_hidden`): a shallower member's missing hidden layers are identity layers (an identity weight,
+  zero bias, no activation, no dropout, masked gradients), which pass its activations through unchanged
+  to its output layer in the last position;
+- activation: at each hidden position the members are grouped by their function (`LayerPlan`), which
+  costs one gather and one scatter of the activations when the groups are not contiguous.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -25,8 +31,11 @@ ACTIVATIONS = {
     "gelu": F.gelu,
     "tanh": torch.tanh,
     "sigmoid": torch.sigmoid,
+    "identity": lambda h: h,
 }
-"""The functional forms of `network.ACTIVATION_MODULES` (same defaults)."""
+"""The functional forms of `network.ACTIVATION_MODULES` (same defaults), and the pass-through of a layer
+a shallower member does not have."""
+IDENTITY = "identity"
 SELU_ALPHA = 1.7580993408473766
 """Alpha dropout's saturation value for SELU (torch's `alpha_dropout`)."""
 DROPOUT_LEVELS = 2**16
@@ -78,9 +87,12 @@ class FlatLayout:
             out.append(row[start + o * i : start + o * i + mo].clone())
         return out
 
-    def mask(self, shapes: Shapes, device: torch.device) -> torch.Tensor:
-        """1 where a member with these shapes has a real parameter, 0 on padding."""
-        return self.row([torch.ones(s) for o, i in shapes for s in ((o, i), (o,))], device)
+    def mask(self, shapes: Shapes, device: torch.device, trained: Sequence[bool] | None = None) -> torch.Tensor:
+        """1 where a member with these shapes has a trained parameter, 0 on padding (and on the layers
+        `trained` marks False: a shallower member's pass-through layers)."""
+        trained = trained or [True] * len(shapes)
+        ones = [torch.full(s, float(t)) for (o, i), t in zip(shapes, trained, strict=True) for s in ((o, i), (o,))]
+        return self.row(ones, device)
 
     def weight_mask(self, device: torch.device) -> torch.Tensor:
         """1 on weight entries, 0 on biases (regularisation applies to weights only)."""
@@ -90,25 +102,69 @@ class FlatLayout:
         return mask
 
 
+@dataclass
+class LayerPlan:
+    """The activation and dropout of K members at one hidden position: `groups` of members sharing a
+    function, as (name, rows in `order`, their dropout rates or None). `order` (None when the groups are
+    already contiguous in stack order) sorts the members by group, `inverse` undoes it."""
+
+    groups: list[tuple[str, slice, torch.Tensor | None]]
+    order: torch.Tensor | None = None
+    inverse: torch.Tensor | None = None
+
+    def apply(self, h: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Activations of `h` (`[K, B, width]`); dropout too when a generator is given (training)."""
+        if self.order is not None:
+            h = h.index_select(0, self.order)
+        parts = []
+        for name, rows, rate in self.groups:
+            part = ACTIVATIONS[name](h if len(self.groups) == 1 else h[rows])
+            if generator is not None and rate is not None:
+                part = _dropout(part, rate, name == "selu", generator)
+            parts.append(part)
+        h = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return h if self.inverse is None else h.index_select(0, self.inverse)
+
+
+def layer_plans(functions: Sequence[Sequence[str]], rates: Sequence[float], device: torch.device) -> list[LayerPlan]:
+    """One `LayerPlan` per hidden position, from each member's function per position (`functions[k][i]`,
+    `identity` where it has no such layer) and dropout rate (applied only after its real layers)."""
+    plans = []
+    for position in range(len(functions[0])):
+        names = [f[position] for f in functions]
+        order = sorted(range(len(names)), key=lambda k: names[k])  # stable: contiguous runs keep stack order
+        groups, start = [], 0
+        for name in dict.fromkeys(names[k] for k in order):
+            count = names.count(name)
+            members = order[start : start + count]
+            member_rates = [0.0 if name == IDENTITY else rates[k] for k in members]
+            rate = torch.tensor(member_rates, device=device) if any(member_rates) else None
+            groups.append((name, slice(start, start + count), rate))
+            start += count
+        if order == list(range(len(names))):
+            plans.append(LayerPlan(groups))
+        else:
+            inverse = sorted(range(len(order)), key=order.__getitem__)
+            plans.append(LayerPlan(groups, torch.tensor(order, device=device), torch.tensor(inverse, device=device)))
+    return plans
+
+
 def forward(
     layers: Sequence[tuple[torch.Tensor, torch.Tensor]],
     x: torch.Tensor,
-    activation: str,
-    dropout: torch.Tensor | None = None,
+    plans: Sequence[LayerPlan],
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Outputs `[K, B, n_out]` of K members on inputs `x` (`[K, B, d]`, or `[B, d]` shared by all).
 
-    `dropout` holds each member's rate (`[K]`; training only); SELU members get alpha dropout."""
+    `plans` hold each hidden position's activations and dropout rates; with a `generator` (training)
+    dropout is applied, SELU members get alpha dropout."""
     k = layers[0][0].shape[0]
     h = x if x.dim() == 3 else x.expand(k, *x.shape)
-    act = ACTIVATIONS[activation]
     for index, (weight, bias) in enumerate(layers):
         h = torch.baddbmm(bias.unsqueeze(1), h, weight)
         if index < len(layers) - 1:
-            h = act(h)
-            if dropout is not None:
-                h = _dropout(h, dropout, activation == "selu", generator)
+            h = plans[index].apply(h, generator)
     return h
 
 

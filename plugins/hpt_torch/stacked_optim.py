@@ -1,11 +1,17 @@
 """Optimiser steps over a stacked population: one row of a `[K, P]` tensor per member, each member with
-its own learning rate, momentum and weight decay.
+its own optimiser family, learning rate, momentum and weight decay.
 
 The update rules are torch.optim's (SGD with momentum / Nesterov, Adam, AdamW, RMSprop, Adagrad with
-their default betas, alpha and eps), written as a few tensor operations on the whole stack, because
-torch.optim applies one rate per parameter group and a group per member would cost K times the
-Python overhead the stack exists to avoid. The state tensors have torch.optim's names, so a member's
-rows convert to and from its own `torch.optim` state (checkpoints stay interchangeable).
+their default betas, alpha and eps), written as one rule with per-member coefficients, so members of
+different families step together in a few tensor operations on the whole stack:
+
+    m = beta1 * m + c1 * g           (SGD: the momentum buffer; Adam: exp_avg; RMSprop, Adagrad: m = g)
+    v = beta2 * v + c2 * g * g       (Adam: exp_avg_sq; RMSprop: square_avg; Adagrad: sum; SGD: v = 0)
+    w -= lr * size * (a * g + b * m) / (s * sqrt(v) + eps)
+
+torch.optim applies one rate per parameter group and a group per member would cost K times the Python
+overhead the stack exists to avoid. The two moments map to torch.optim's state names (`STATE_NAMES`), so
+a member's rows convert to and from its own `torch.optim` state (checkpoints stay interchangeable).
 """
 
 from __future__ import annotations
@@ -24,102 +30,115 @@ FAMILIES = {
     "rmsprop": "rmsprop",
     "adagrad": "adagrad",
 }
-"""Optimisers that share an update rule (and so a stack): plain SGD is momentum 0, AdamW is decoupled decay."""
-STATE_NAMES = {
-    "sgd": ("momentum_buffer",),
+"""Optimisers that share an update rule: plain SGD is momentum 0, AdamW is decoupled decay."""
+STATE_NAMES: dict[str, tuple[str | None, str | None]] = {
+    "sgd": ("momentum_buffer", None),
     "adam": ("exp_avg", "exp_avg_sq"),
-    "rmsprop": ("square_avg",),
-    "adagrad": ("sum",),
+    "rmsprop": (None, "square_avg"),
+    "adagrad": (None, "sum"),
 }
+"""The torch.optim state holding each family's first moment `m` and second moment `v` (None: kept by none)."""
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 RMSPROP_ALPHA, RMSPROP_EPS = 0.99, 1e-8
 ADAGRAD_EPS = 1e-10
 
 
-class StackedOptimizer:
-    """A torch.optim-equivalent step for K members at once.
+def coefficients(params: dict[str, Any]) -> dict[str, float]:
+    """A member's coefficients of the shared rule (`size` and `s` of Adam also depend on the step)."""
+    name = params["optimizer"]
+    family = FAMILIES[name]
+    if family == "sgd":
+        momentum = params["momentum"] if name in ("momentum", "nesterov") else 0.0
+        nesterov = name == "nesterov"
+        return {"beta1": momentum, "c1": 1.0, "beta2": 0.0, "c2": 0.0, "a": float(nesterov),
+                "b": momentum if nesterov else 1.0, "s": 0.0, "eps": 1.0, "adam": 0.0}  # fmt: skip
+    second = {"adam": (ADAM_BETAS[1], 1 - ADAM_BETAS[1], ADAM_EPS), "rmsprop": (RMSPROP_ALPHA, 1 - RMSPROP_ALPHA,
+              RMSPROP_EPS), "adagrad": (1.0, 1.0, ADAGRAD_EPS)}[family]  # fmt: skip
+    beta1, c1 = (ADAM_BETAS[0], 1 - ADAM_BETAS[0]) if family == "adam" else (0.0, 1.0)
+    return {"beta1": beta1, "c1": c1, "beta2": second[0], "c2": second[1], "a": 0.0, "b": 1.0, "s": 1.0,
+            "eps": second[2], "adam": float(family == "adam")}  # fmt: skip
 
-    `weight_mask` is 1 on weight entries and 0 on biases (L1 and L2 apply to weights only, as in the
-    single-model path); `members` are the members' resolved params, in stack order.
+
+class StackedOptimizer:
+    """A torch.optim-equivalent step for K members at once, of any mix of optimisers.
+
+    `decay_mask` (`[K, P]`) is 1 where L1 and L2 apply (a member's real weights; not biases, padding or the
+    pass-through layers of a shallower member); `members` are the members' resolved params, in stack order;
+    `m` and `v` the moments (`[K, P]`), `steps` the steps each member took.
     """
 
     def __init__(
         self,
-        family: str,
         members: Sequence[dict[str, Any]],
-        weight_mask: torch.Tensor,
-        states: dict[str, torch.Tensor],
+        decay_mask: torch.Tensor,
+        m: torch.Tensor,
+        v: torch.Tensor,
         steps: torch.Tensor,
     ) -> None:
-        device = weight_mask.device
-        self.family = family
-        self.states = states
+        device = decay_mask.device
+        self.m, self.v = m, v
         self.steps = steps.to(device=device, dtype=torch.float64).reshape(-1, 1)
+        rows = [coefficients(p) for p in members]
 
-        def column(values: Sequence[float]) -> torch.Tensor:
-            return torch.tensor(values, dtype=torch.float32, device=device).reshape(-1, 1)
+        def column(name: str) -> torch.Tensor:
+            return torch.tensor([row[name] for row in rows], dtype=torch.float32, device=device).reshape(-1, 1)
 
-        self.momentum = column([p["momentum"] if p["optimizer"] in ("momentum", "nesterov") else 0.0 for p in members])
-        self.nesterov = column([p["optimizer"] == "nesterov" for p in members]).bool()
-        l2 = column([p["l2"] for p in members])
-        decoupled = column([p["optimizer"] == "adamw" for p in members])
-        self.coupled_decay = l2 * (1 - decoupled) * weight_mask if bool((l2 * (1 - decoupled)).any()) else None
-        self.decoupled_decay = l2 * decoupled * weight_mask if bool((l2 * decoupled).any()) else None
-        l1 = column([p["l1"] for p in members])
-        self.l1 = l1 * weight_mask if bool(l1.any()) else None
+        self.coef = {name: column(name) for name in rows[0]}
+        self.any_second = any(row["c2"] for row in rows)
+        self.any_nesterov = any(row["a"] for row in rows)
+        self.any_adam = any(row["adam"] for row in rows)
+        l2 = column_of(members, "l2", device)
+        decoupled = column_of([{"x": float(p["optimizer"] == "adamw")} for p in members], "x", device)
+        self.coupled_decay = l2 * (1 - decoupled) * decay_mask if bool((l2 * (1 - decoupled)).any()) else None
+        self.decoupled_decay = l2 * decoupled * decay_mask if bool((l2 * decoupled).any()) else None
+        l1 = column_of(members, "l1", device)
+        self.l1 = l1 * decay_mask if bool(l1.any()) else None
 
     def keep(self, rows: torch.Tensor) -> None:
         """Drop the members not in `rows` (those that finished) from every per-member tensor."""
-        for name in ("momentum", "nesterov", "coupled_decay", "decoupled_decay", "l1", "steps"):
+        for name in ("coupled_decay", "decoupled_decay", "l1", "steps", "m", "v"):
             value = getattr(self, name)
             if value is not None:
                 setattr(self, name, value[rows])
-        self.states = {name: value[rows] for name, value in self.states.items()}
+        self.coef = {name: value[rows] for name, value in self.coef.items()}
 
     @torch.no_grad()
-    def step(self, flat: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor) -> None:
-        """Update `flat` in place from `grad` (the data loss's gradient, overwritten) with per-member rates
-        `lr` (`[K, 1]`). Every operation works in place on the stack or on one scratch tensor: on a CPU a
-        fresh `[K, P]` result per operation costs more than the arithmetic."""
+    def step(self, flat: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor, count: int | None = None) -> None:
+        """Update the first `count` members (all by default) of `flat` in place from `grad` (the data loss's
+        gradient, overwritten) with per-member rates `lr` (`[K, 1]`). Every operation works in place on the
+        stack or on scratch tensors: on a CPU a fresh `[K, P]` result per operation costs more than the
+        arithmetic."""
+        n = flat.shape[0] if count is None else count
+        flat, grad, lr = flat[:n], grad[:n], lr[:n]
+        c = {name: value[:n] for name, value in self.coef.items()}
         scratch = torch.empty_like(flat)
         if self.l1 is not None:  # the gradient of l1 * sum|w|, as autograd gives it (sign(0) = 0)
-            grad.addcmul_(self.l1, torch.sign(flat, out=scratch))
+            grad.addcmul_(self.l1[:n], torch.sign(flat, out=scratch))
         if self.decoupled_decay is not None:  # AdamW: decay the weights before the step
-            flat.mul_(torch.mul(self.decoupled_decay, lr, out=scratch).neg_().add_(1))
+            flat.mul_(torch.mul(self.decoupled_decay[:n], lr, out=scratch).neg_().add_(1))
         if self.coupled_decay is not None:
-            grad.addcmul_(self.coupled_decay, flat)
-        self.steps += 1
-        getattr(self, f"_{self.family}")(flat, grad, lr, scratch)
+            grad.addcmul_(self.coupled_decay[:n], flat)
+        steps = self.steps[:n]
+        steps += 1
+        m = self.m[:n]
+        m.mul_(c["beta1"]).addcmul_(grad, c["c1"])
+        rate, s = lr, c["s"]
+        if self.any_adam:  # Adam's bias corrections (1 for the other families)
+            adam = c["adam"].bool()
+            rate = torch.where(adam, lr / (1 - ADAM_BETAS[0] ** steps).float(), lr)
+            s = torch.where(adam, (1 - ADAM_BETAS[1] ** steps).rsqrt().float(), s)
+        if self.any_second:
+            v = self.v[:n]
+            v.mul_(c["beta2"]).addcmul_(torch.mul(grad, c["c2"], out=scratch), grad)
+        update = grad.mul_(c["a"]).addcmul_(m, c["b"]) if self.any_nesterov else m
+        if self.any_second:
+            denom = torch.sqrt(self.v[:n], out=scratch).mul_(s).add_(c["eps"])
+            update = torch.div(update, denom, out=scratch)
+        elif update is m:
+            update = scratch.copy_(m)
+        flat.sub_(update.mul_(rate))
 
-    def _sgd(self, flat: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor, scratch: torch.Tensor) -> None:
-        buf = self.states["momentum_buffer"]
-        buf.mul_(self.momentum).add_(grad)
-        if bool(self.nesterov.any()):
-            torch.addcmul(grad, self.momentum, buf, out=scratch)
-            update = torch.where(self.nesterov, scratch, buf, out=scratch)
-        else:
-            update = scratch.copy_(buf)
-        flat.sub_(update.mul_(lr))
 
-    def _adam(self, flat: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor, scratch: torch.Tensor) -> None:
-        beta1, beta2 = ADAM_BETAS
-        exp_avg, exp_avg_sq = self.states["exp_avg"], self.states["exp_avg_sq"]
-        exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        step_size = (lr.double() / (1 - beta1**self.steps)).float()
-        correction2_sqrt = (1 - beta2**self.steps).sqrt().float()
-        denom = torch.sqrt(exp_avg_sq, out=scratch).div_(correction2_sqrt).add_(ADAM_EPS)
-        flat.sub_(torch.div(exp_avg, denom, out=scratch).mul_(step_size))
-
-    def _rmsprop(self, flat: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor, scratch: torch.Tensor) -> None:
-        square_avg = self.states["square_avg"]
-        square_avg.mul_(RMSPROP_ALPHA).addcmul_(grad, grad, value=1 - RMSPROP_ALPHA)
-        denom = torch.sqrt(square_avg, out=scratch).add_(RMSPROP_EPS)
-        flat.sub_(torch.div(grad, denom, out=scratch).mul_(lr))
-
-    def _adagrad(self, flat: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor, scratch: torch.Tensor) -> None:
-        state_sum = self.states["sum"]
-        state_sum.addcmul_(grad, grad)
-        denom = torch.sqrt(state_sum, out=scratch).add_(ADAGRAD_EPS)
-        flat.sub_(torch.div(grad, denom, out=scratch).mul_(lr))
+def column_of(members: Sequence[dict[str, Any]], name: str, device: torch.device) -> torch.Tensor:
+    return torch.tensor([float(p[name]) for p in members], dtype=torch.float32, device=device).reshape(-1, 1)
