@@ -123,6 +123,13 @@ class Backend(ABC):
         `checkpoint_dir` is where that trial kept its checkpoint, if it did and it is reachable here."""
         return {}
 
+    def save_model(self, params: Params, checkpoint_dir: Path | None, path: Path) -> bool:
+        """Write the best trial's trained model as an MLflow model directory at `path` (`mlflow.pyfunc`
+        or a flavour's `save_model`), from the checkpoint it kept in `checkpoint_dir`: no retraining.
+        The study logs it on its parent run as `model`. Returns False when the backend has no model
+        to save (this default, e.g. a test function) or the checkpoint is gone."""
+        return False
+
 
 class CallableBackend(Backend):
     """Wraps `objective(params)` or `objective(params, ctx)` so a plain function can be tuned."""
