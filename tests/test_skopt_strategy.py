@@ -197,3 +197,35 @@ def test_bad_options_give_one_clear_line(options, message):
 def test_a_space_with_nothing_to_tune_is_refused():
     with pytest.raises(PluginError, match="nothing to tune"):
         SkoptStrategy(Space({"epochs": Fixed(3)}))
+
+
+@pytest.mark.parametrize("acq", ["EI", "gp_hedge"])
+def test_a_resumed_strategy_proposes_what_the_uninterrupted_one_would_and_never_a_finished_point(acq):
+    fn = FUNCTIONS["branin"]
+    space = fn.space(2)
+    first = SkoptStrategy(space, seed=2, acq=acq, n_initial_points=4, n_points=300)
+    trials = drive(first, fn.evaluate, 7)
+    resumed = SkoptStrategy(space, seed=2, acq=acq, n_initial_points=4, n_points=300)
+    for trial in trials:
+        resumed.tell(trial)
+    after = [s.params for s in resumed.ask(2)]
+    if acq == "EI":  # gp_hedge's gains are learnt step by step and start afresh on resume
+        assert after == [s.params for s in first.ask(2)]
+    assert not {repr(sorted(t.params.items())) for t in trials} & {repr(sorted(p.items())) for p in after}
+
+
+def test_a_resume_during_the_random_start_does_not_replay_the_first_points():
+    space = FUNCTIONS["branin"].space(2)
+    first = SkoptStrategy(space, seed=0, n_initial_points=10)
+    trials = drive(first, FUNCTIONS["branin"].evaluate, 3)
+    resumed = SkoptStrategy(space, seed=0, n_initial_points=10)
+    for trial in trials:
+        resumed.tell(trial)
+    assert resumed.ask(1)[0].params not in [t.params for t in trials]
+
+
+def test_a_small_discrete_space_is_searched_without_repeats():
+    space = Space({"a": Categorical(["x", "y", "z"]), "b": Int(1, 4)})
+    strategy = SkoptStrategy(space, seed=0, n_initial_points=3, n_points=200)
+    trials = drive(strategy, lambda p: p["b"] + (p["a"] == "y"), 12)
+    assert len({repr(sorted(t.params.items())) for t in trials}) == 12

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 from hpt.errors import PluginError
-from hpt.space import Space
+from hpt.space import Params, Space
 from hpt.strategy import Strategy
 from hpt.trial import Suggestion, Trial
 from sklearn.base import clone
@@ -128,12 +128,14 @@ class SkoptStrategy(Strategy):
             raise PluginError(f"strategy 'skopt': warp must be true or false, got {warp!r}")
         self.warp = warp
         self.mapping = SkoptSpace(space)
-        self.optimizer = self._new_optimizer(self.n_initial_points)
+        self.base_seed = int(self.rng.integers(2**31 - 1))
         self.told_points: list[Point] = []  # what the model is fitted on, failures included
         self.told_losses: list[float] = []  # their losses as told (a failure: the worst loss then)
         self._completed: list[tuple[Point, float]] = []  # told, waiting for the next ask
         self._failed: list[Point] = []  # told failed, waiting for a loss to penalise them with
         self._pending: dict[str, list[Point]] = {}  # params key -> points asked and not told yet
+        self._finished: set[str] = set()  # params keys told
+        self.optimizer = self._new_optimizer(self.n_initial_points)
 
     def _new_optimizer(self, n_initial_points: int) -> Optimizer:
         return Optimizer(
@@ -143,15 +145,21 @@ class SkoptStrategy(Strategy):
             acq_func=self.acq,
             acq_optimizer=self.acq_optimizer,
             acq_optimizer_kwargs={"n_points": self.n_points, "n_restarts_optimizer": self.n_restarts},
-            random_state=int(self.rng.integers(2**31 - 1)),
+            random_state=self._stream(0),
             model_queue_size=1,
         )
+
+    def _stream(self, salt: int) -> int:
+        """A random state for this ask, from (seed, trials told, trials pending): a resumed study draws what
+        the uninterrupted one would have drawn, instead of restarting one stream from the beginning."""
+        pending = sum(len(xs) for xs in self._pending.values())
+        return int(np.random.default_rng([self.base_seed, self.told, pending, salt]).integers(2**31 - 1))
 
     def _surrogate(self) -> str | _QuantileGBRT:
         if self.surrogate != "gbrt":
             return SURROGATES[self.surrogate]
         gbrt = GradientBoostingRegressor(n_estimators=30, loss="quantile")  # scikit-optimize's own settings
-        return _QuantileGBRT(base_estimator=gbrt, random_state=int(self.rng.integers(2**31 - 1)))
+        return _QuantileGBRT(base_estimator=gbrt, random_state=self._stream(1))
 
     @property
     def told(self) -> int:
@@ -160,6 +168,7 @@ class SkoptStrategy(Strategy):
 
     def tell(self, trial: Trial) -> None:
         point = self.mapping.to_point(trial.params)
+        self._finished.add(_key(trial.params))
         waiting = self._pending.get(_key(trial.params))
         if waiting:
             waiting.pop(0)
@@ -176,11 +185,21 @@ class SkoptStrategy(Strategy):
             self._flush()
             out = []
             for _ in range(n):
-                point = self._propose()
-                params = self.mapping.to_params(point)
+                params = self._unseen(self.mapping.to_params(self._propose()))
                 self._pending.setdefault(_key(params), []).append(self.mapping.to_point(params))
                 out.append(Suggestion(params))
         return out
+
+    def _unseen(self, params: Params) -> Params:
+        """The proposal, or a random configuration not finished nor pending where the model repeated one (a
+        discrete space, or a resumed study whose model proposes a point it was told)."""
+        for attempt in range(100):
+            key = _key(params)
+            if key not in self._finished and not self._pending.get(key):
+                return params
+            point = self.optimizer.space.rvs(random_state=self._stream(3 + attempt))[0]
+            params = self.mapping.to_params(point)
+        return params  # fewer configurations than trials: a repeat cannot be avoided
 
     def _flush(self) -> None:
         """Refit on every told trial, buffered tells included: one model fit however many arrived."""
@@ -236,7 +255,7 @@ class SkoptStrategy(Strategy):
         if not pending:
             return self.optimizer.ask()
         if self.told + len(pending) < self.n_initial_points or not self.optimizer.yi:
-            return self.optimizer.space.rvs(random_state=int(self.rng.integers(2**31 - 1)))[0]
+            return self.optimizer.space.rvs(random_state=self._stream(2))[0]
         liar = self._new_optimizer(0)  # fitted at once: the real optimizer decided the model may be used
         liar.base_estimator_ = self.optimizer.base_estimator_  # same (maybe warm-started) model and budget
         liar.n_points, liar.n_restarts_optimizer = self.optimizer.n_points, self.optimizer.n_restarts_optimizer
