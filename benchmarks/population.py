@@ -1,203 +1,123 @@
-"""Population training: trials per minute of K configurations trained as one stacked model
-(`MLPBackend.evaluate_batch`, what `hpt run --batch-trials K` uses) against the same K trained one
-after another (`MLPBackend.evaluate`, what `hpt run` does), measured in the same run.
+"""Population training on the default mlp space (nothing pinned): trials per minute of K random
+configurations trained by `MLPBackend.evaluate_batch` (what `hpt run --batch-trials K` does) against the
+same configurations, with the same seeds, trained one after another by `MLPBackend.evaluate` (what
+`hpt run` does), in the same run; the best validation loss each side reached over the same trials
+(batching must not change what a search finds: equal up to dropout masks); and each side's peak memory
+above the process's baseline. Every cell runs in a fresh process (same start for both sides) under one
+torch thread, and is cached in `--cache` (JSON), so an interrupted run resumes where it stopped.
 
-The K configurations share an architecture (`--hidden`, `--neurons`, relu, `--batch-size`) and draw
-their scalar hyperparameters at random: optimizer among `--optimizers`, learning rate, L2, L1,
-schedule, warmup, init. Both sides train the same configurations with the same seeds for `--epochs`
-epochs (early stopping off) under the same thread cap. Medians over `--repeats`. The sequential rate
-is measured on at most `--sequential-trials` of the K configurations (its rate does not depend on K).
+    .venv/bin/python benchmarks/population.py                       # digits and a 50,000-row set, K=4,16,64
+    .venv/bin/python benchmarks/population.py --datasets digits --ks 16 --max-epochs 5   # quick
+    .venv/bin/python benchmarks/population.py --device cuda         # on a GPU
 
-    .venv/bin/python benchmarks/population.py                                   # digits + 50k rows, K=1,4,16,64
-    .venv/bin/python benchmarks/population.py --datasets digits --ks 1,16 --repeats 1 --epochs 2   # quick
-    .venv/bin/python benchmarks/population.py --device cuda                     # on a GPU
-    .venv/bin/python benchmarks/population.py --engines-only                    # stacking engines only
-
-`--engines` (on by default) also times one training step's forward and backward of K models three ways:
-one after another, `torch.func` (`stack_module_state` + `functional_call` + `vmap(grad)`), and the
-batched matrix products of `hpt_torch.stacked` that population training uses.
+On the large set the sequential side trains at most `--sequential-trials` of the K configurations (its
+rate does not depend on K); the best losses are then compared over those configurations only.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
-import statistics
+import json
+import multiprocessing
+import resource
 import time
-from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from hpt.backend import TrialContext
-from hpt_torch.backend import MLPBackend
-from hpt_torch.network import build_mlp
-from hpt_torch.population import layer_shapes
-from hpt_torch.stacked import FlatLayout, forward, member_losses
-from hpt_torch.training import resolve_device
-from torch.func import functional_call, grad, stack_module_state, vmap
-
-ENGINE_INPUTS, ENGINE_CLASSES = 64, 10
+LARGE = "classification"
 
 
-def configurations(k: int, args: argparse.Namespace, seed: int) -> list[dict]:
-    """K configurations of one architecture with random scalar hyperparameters."""
-    rng = np.random.default_rng(seed)
-    optimizers = args.optimizers.split(",")
-    return [
-        {
-            "n_hidden": args.hidden,
-            "n_neurons": args.neurons,
-            "activation": "relu",
-            "batch_size": args.batch_size,
-            "optimizer": str(rng.choice(optimizers)),
-            "learning_rate": float(10 ** rng.uniform(-4, -2)),
-            "momentum": float(rng.uniform(0.5, 0.99)),
-            "l2": float(10 ** rng.uniform(-8, -2)),
-            "l1": float(10 ** rng.uniform(-8, -4)),
-            "dropout": float(rng.uniform(0.0, args.max_dropout)),
-            "lr_schedule": str(rng.choice(["constant", "exponential", "step", "cosine"])),
-            "warmup_epochs": int(rng.integers(0, 3)),
-            "init": str(rng.choice(["default", "he", "xavier", "lecun"])),
-            "max_epochs": args.epochs,
-            "patience": args.epochs + 1,
-        }
-        for _ in range(k)
-    ]
+def cell(args: dict[str, Any], side: str, k: int) -> dict[str, float]:
+    """One side of one (dataset, K) cell, in this (fresh) process."""
+    import numpy as np
+    import torch
+    from hpt.backend import Result, TrialContext
+    from hpt_torch.backend import MLPBackend
 
-
-def contexts(k: int) -> list[TrialContext]:
-    return [TrialContext(i, seed=i) for i in range(k)]
-
-
-def sequential_seconds(backend: MLPBackend, configs: list[dict]) -> float:
+    torch.set_num_threads(1)
+    size = args["size"] if args["dataset"] == LARGE else None
+    backend = MLPBackend(dataset=args["dataset"], size=size, device=args["device"], max_epochs=args["max_epochs"])
+    space = backend.default_space()
+    rng = np.random.default_rng(args["seed"] + k)
+    configs = [dict(space.sample(rng)) for _ in range(k)]
+    if side == "sequential":
+        configs = configs[: args["sequential_trials"]]
+    contexts = [TrialContext(i, seed=args["seed"] + i) for i in range(len(configs))]
+    warm = [dict(space.sample(np.random.default_rng(12345))) for _ in range(2)]
+    backend.evaluate_batch([{**w, "max_epochs": 1} for w in warm], [1, 1], [TrialContext(0), TrialContext(1)])
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    for params, ctx in zip(configs, contexts(len(configs)), strict=True):
-        backend.evaluate(params, None, ctx)
-    return time.perf_counter() - start
-
-
-def batched_seconds(backend: MLPBackend, configs: list[dict]) -> float:
-    start = time.perf_counter()
-    results = backend.evaluate_batch(configs, [None] * len(configs), contexts(len(configs)))
+    if side == "batched":
+        results = backend.evaluate_batch(configs, [None] * len(configs), contexts)
+    else:
+        results = [backend.evaluate(c, None, ctx) for c, ctx in zip(configs, contexts, strict=True)]
     seconds = time.perf_counter() - start
-    failed = [r for r in results if isinstance(r, Exception)]
-    if failed:
-        raise SystemExit(f"a batched member failed: {failed[0]}")
-    return seconds
-
-
-def median_ms(step: Callable[[], object], repeats: int, calls: int = 20) -> float:
-    step()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            step()
-        times.append((time.perf_counter() - start) / calls * 1000)
-    return statistics.median(times)
-
-
-def engine_steps(k: int, args: argparse.Namespace) -> dict[str, float]:
-    """Milliseconds of one forward + backward of K models: one by one, torch.func vmap, stacked bmm."""
-    device = resolve_device(args.device)
-    params = {"n_hidden": args.hidden, "n_neurons": args.neurons, "layer_shape": "constant"}
-    params |= {"activation": "relu", "dropout": 0.0, "init": "default"}
-    models = [build_mlp(params, ENGINE_INPUTS, ENGINE_CLASSES).to(device) for _ in range(k)]
-    x = torch.randn(k, args.batch_size, ENGINE_INPUTS, device=device)
-    y = torch.randint(0, ENGINE_CLASSES, (k, args.batch_size), device=device)
-
-    def one_by_one() -> None:
-        for model, xb, yb in zip(models, x, y, strict=True):
-            torch.autograd.grad(F.cross_entropy(model(xb), yb), list(model.parameters()))
-
-    stacked_params, buffers = stack_module_state(models)
-    skeleton = copy.deepcopy(models[0]).to("meta")
-
-    def loss(p: dict, b: dict, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(functional_call(skeleton, (p, b), (xb,)), yb)
-
-    vmapped = vmap(grad(loss))
-    shapes = layer_shapes(params, ENGINE_INPUTS, ENGINE_CLASSES)
-    layout = FlatLayout([shapes] * k)
-    flat = torch.stack([layout.row([p.detach() for p in m.parameters()], device) for m in models])
-    leaves = [t.detach().requires_grad_() for pair in layout.views(flat) for t in pair]
-    pairs = list(zip(leaves[0::2], leaves[1::2], strict=True))
-
-    def bmm() -> None:
-        out = forward(pairs, x, "relu")
-        torch.autograd.grad(member_losses("classification", out, y).sum(), leaves)
-
-    def synced(step: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
-            step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-
-        return run
-
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    cap = args["sequential_trials"]
+    values = [r.value for r in results[:cap] if isinstance(r, Result)]
     return {
-        "one by one": median_ms(synced(one_by_one), args.repeats),
-        "vmap": median_ms(synced(lambda: vmapped(stacked_params, buffers, x, y)), args.repeats),
-        "bmm": median_ms(synced(bmm), args.repeats),
+        "trials": len(configs),
+        "seconds": seconds,
+        "per_minute": len(configs) / seconds * 60,
+        "best_valid_loss": min(values) if values else float("nan"),
+        "peak_mib": peak / 1024,
+        "failed": sum(not isinstance(r, Result) for r in results),
     }
+
+
+def run_cell(args: dict[str, Any], side: str, k: int) -> dict[str, float]:
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(cell, (args, side, k))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", default="digits,classification", help="comma-separated mlp datasets")
-    parser.add_argument("--size", type=int, default=50_000, help="rows of the synthetic `classification` set")
-    parser.add_argument("--ks", default="1,4,16,64", help="population sizes")
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--sequential-trials", type=int, default=16, help="most trials timed one by one per K")
-    parser.add_argument("--hidden", type=int, default=2)
-    parser.add_argument("--neurons", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--optimizers", default="adam,adamw", help="drawn per member (one update rule stacks)")
-    parser.add_argument("--max-dropout", type=float, default=0.2)
+    parser.add_argument("--datasets", default=f"digits,{LARGE}", help="comma-separated mlp datasets")
+    parser.add_argument("--size", type=int, default=50_000, help=f"rows of the synthetic `{LARGE}` set")
+    parser.add_argument("--ks", default="4,16,64", help="batch sizes K (--batch-trials)")
+    parser.add_argument("--max-epochs", type=int, default=20, help="the backend's max_epochs (patience stays 8)")
+    parser.add_argument("--large-max-epochs", type=int, default=3, help="max_epochs on the large set")
+    parser.add_argument("--sequential-trials", type=int, default=64, help="most trials timed one by one per cell")
+    parser.add_argument("--large-sequential-trials", type=int, default=8, help="the same on the large set")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of a trial (the backend's cap)")
-    parser.add_argument("--engines", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--engines-only", action="store_true", help="skip the trials-per-minute table")
+    parser.add_argument("--cache", default=".hpt/population-benchmark.json", help="results kept between runs")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    ks = [int(x) for x in args.ks.split(",")]
+    cache_path = Path(args.cache)
+    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
 
-    if args.engines or args.engines_only:
-        print(f"one step, forward + backward, {args.hidden}x{args.neurons} relu, batch {args.batch_size} (ms)")
-        print(f"{'K':>4}{'one by one':>12}{'vmap':>10}{'bmm':>10}{'vmap x':>9}{'bmm x':>9}")
-        for k in ks:
-            ms = engine_steps(k, args)
-            base = ms["one by one"]
+    print(f"default mlp space, device {args.device}, 1 torch thread, seed {args.seed}")
+    print(
+        f"{'dataset':<16}{'K':>4}{'epochs':>7}{'seq/min':>9}{'batch/min':>11}{'speed-up':>10}"
+        f"{'seq best':>10}{'batch best':>12}{'seq MiB':>9}{'batch MiB':>11}"
+    )
+    for dataset in args.datasets.split(","):
+        large = dataset == LARGE
+        for k in [int(x) for x in args.ks.split(",")]:
+            settings = {
+                "dataset": dataset,
+                "size": args.size,
+                "device": args.device,
+                "seed": args.seed,
+                "max_epochs": args.large_max_epochs if large else args.max_epochs,
+                "sequential_trials": args.large_sequential_trials if large else args.sequential_trials,
+            }
+            row = {}
+            for side in ("sequential", "batched"):
+                key = json.dumps({**settings, "k": k, "side": side}, sort_keys=True)
+                if key not in cache:
+                    cache[key] = run_cell(settings, side, k)
+                    cache_path.parent.mkdir(parents=True, exist_ok=True)
+                    cache_path.write_text(json.dumps(cache, indent=1))
+                row[side] = cache[key]
+            seq, bat = row["sequential"], row["batched"]
             print(
-                f"{k:>4}{base:>12.2f}{ms['vmap']:>10.2f}{ms['bmm']:>10.2f}"
-                f"{base / ms['vmap']:>8.2f}x{base / ms['bmm']:>8.2f}x",
+                f"{dataset:<16}{k:>4}{settings['max_epochs']:>7}{seq['per_minute']:>9.1f}{bat['per_minute']:>11.1f}"
+                f"{bat['per_minute'] / seq['per_minute']:>9.2f}x{seq['best_valid_loss']:>10.4f}"
+                f"{bat['best_valid_loss']:>12.4f}{seq['peak_mib']:>9.1f}{bat['peak_mib']:>11.1f}",
                 flush=True,
             )
-        if args.engines_only:
-            return
-
-    print(
-        f"{args.hidden}x{args.neurons} relu MLP, batch {args.batch_size}, {args.epochs} epochs, "
-        f"optimizers {args.optimizers}, device {args.device}, {args.threads} thread(s), median of {args.repeats}"
-    )
-    print(f"{'dataset':<16}{'K':>4}{'sequential/min':>16}{'batched/min':>13}{'speed-up':>10}")
-    for dataset in args.datasets.split(","):
-        size = args.size if dataset == "classification" else None
-        backend = MLPBackend(dataset=dataset, size=size, device=args.device, threads=args.threads)
-        warm = configurations(2, args, seed=0)
-        backend.evaluate_batch(warm, [None, None], contexts(2))  # first-call costs (allocator, kernels)
-        backend.evaluate(warm[0], None, TrialContext(0, seed=0))
-        for k in ks:
-            configs = configurations(k, args, seed=k)
-            alone = configs[: min(k, args.sequential_trials)]
-            sequential, batched = [], []
-            for _ in range(args.repeats):  # interleaved, so drift on a shared machine hits both sides
-                sequential.append(len(alone) / sequential_seconds(backend, alone) * 60)
-                batched.append(k / batched_seconds(backend, configs) * 60)
-            seq, bat = statistics.median(sequential), statistics.median(batched)
-            print(f"{dataset:<16}{k:>4}{seq:>16.1f}{bat:>13.1f}{bat / seq:>9.2f}x", flush=True)
 
 
 if __name__ == "__main__":

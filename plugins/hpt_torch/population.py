@@ -61,6 +61,7 @@ class CostModel:
     alone_step: float = 1.55e-3
     mac: float = 3.3e-10
     parameter: float = 2e-8
+    accumulate: float = 4e-9
 
     def alone(self, n: int, macs: int, batch_size: int) -> float:
         return math.ceil(n / batch_size) * (self.alone_step + macs * self.parameter) + n * macs * self.mac
@@ -76,7 +77,8 @@ class CostModel:
 
 
 COST_MODELS = {"cpu": CostModel(), "cuda": CostModel(step=2.5e-3, member_step=0.0, alone_step=1.2e-3, mac=5e-14,
-                                                        parameter=1e-12)}  # fmt: skip
+                                                        parameter=1e-12, accumulate=1e-12)}  # fmt: skip
+"""The CUDA figures are estimates (no GPU measured): launches dominate, arithmetic is nearly free."""
 
 
 def auto_batch_trials(device: str) -> int:
@@ -202,14 +204,15 @@ class Population:
     """The stacked state of the members still training: parameters, optimiser state and per-member rates.
 
     Members are held in order of batch size, so the members whose batch ends at a micro-batch are the
-    first rows of the stack (batch sizes of a stack divide each other)."""
+    first rows of the stack (batch sizes of a stack divide each other), then of activation and depth, so
+    that runs of members sharing an activation are long (`stacked.LayerPlan`)."""
 
     def __init__(self, members: Sequence[Member], generator: torch.Generator) -> None:
         self._stack(members, generator)
 
     def _stack(self, members: Sequence[Member], generator: torch.Generator) -> None:
         """Build the stack from the members' runs (their weights, optimiser state and best weights)."""
-        members = sorted(members, key=lambda m: m.run.batch_size)
+        members = sorted(members, key=stack_order)
         first = members[0].run
         self.members = list(members)
         self.device = first.device
@@ -412,6 +415,10 @@ class Population:
         self.optimizer.keep(rows)
         self.plans = layer_plans(*self._functions(slice(None), dropout=True), self.device)
         self._leaves = self._make_leaves()
+
+
+def stack_order(member: Member) -> tuple[int, str, int]:
+    return member.run.batch_size, member.run.params["activation"], -member.run.params["n_hidden"]
 
 
 def _state(state: Mapping[torch.Tensor, dict[str, Any]], param: torch.Tensor, name: str | None) -> torch.Tensor:

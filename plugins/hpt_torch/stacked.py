@@ -8,8 +8,8 @@ Members may differ in every part of their architecture:
 - depth (`n_hidden`): a shallower member's missing hidden layers are identity layers (an identity weight,
   zero bias, no activation, no dropout, masked gradients), which pass its activations through unchanged
   to its output layer in the last position;
-- activation: at each hidden position the members are grouped by their function (`LayerPlan`), which
-  costs one gather and one scatter of the activations when the groups are not contiguous.
+- activation: at each hidden position, each run of consecutive members sharing a function gets it
+  (`LayerPlan`; the population orders its members so that runs are few).
 """
 
 from __future__ import annotations
@@ -104,48 +104,70 @@ class FlatLayout:
 
 @dataclass
 class LayerPlan:
-    """The activation and dropout of K members at one hidden position: `groups` of members sharing a
-    function, as (name, rows in `order`, their dropout rates or None). `order` (None when the groups are
-    already contiguous in stack order) sorts the members by group, `inverse` undoes it."""
+    """The activation and dropout of K members at one hidden position: `runs` of consecutive members
+    sharing a function (name, rows), and the members' dropout (`Dropout`, None when no member drops)."""
 
-    groups: list[tuple[str, slice, torch.Tensor | None]]
-    order: torch.Tensor | None = None
-    inverse: torch.Tensor | None = None
+    runs: list[tuple[str, slice]]
+    dropout: Dropout | None = None
 
     def apply(self, h: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Activations of `h` (`[K, B, width]`); dropout too when a generator is given (training)."""
-        if self.order is not None:
-            h = h.index_select(0, self.order)
-        parts = []
-        for name, rows, rate in self.groups:
-            part = ACTIVATIONS[name](h if len(self.groups) == 1 else h[rows])
-            if generator is not None and rate is not None:
-                part = _dropout(part, rate, name == "selu", generator)
-            parts.append(part)
-        h = parts[0] if len(parts) == 1 else torch.cat(parts)
-        return h if self.inverse is None else h.index_select(0, self.inverse)
+        if len(self.runs) == 1:
+            h = ACTIVATIONS[self.runs[0][0]](h)
+        else:
+            h = torch.cat([ACTIVATIONS[name](h[rows]) for name, rows in self.runs])
+        return self.dropout(h, generator) if generator is not None and self.dropout is not None else h
+
+
+class Dropout:
+    """torch's dropout (alpha dropout for SELU members) with a rate per member, for the whole stack at once;
+    a rate of 0 leaves a member unchanged.
+
+    An entry is dropped when a uniform 16-bit draw falls below its member's rate, so one 64-bit draw
+    serves four entries: a quarter of the random numbers `torch.rand` would need, which on a CPU cost
+    more than the layer itself. Rates are thereby rounded to a multiple of 1/65536. A kept entry becomes
+    `h * scale + shift`, a dropped one `fill` (0 for plain dropout)."""
+
+    def __init__(self, rates: Sequence[float], alpha: Sequence[bool], device: torch.device) -> None:
+        levels = torch.tensor(rates, dtype=torch.float64).mul(DROPOUT_LEVELS).round()
+        self.threshold = (levels - DROPOUT_LEVELS // 2).to(torch.int16).view(-1, 1, 1).to(device)
+        rate = levels / DROPOUT_LEVELS
+        a = 1.0 / torch.sqrt((SELU_ALPHA**2 * rate + 1) * (1 - rate))
+        is_alpha = torch.tensor(alpha, dtype=torch.bool)
+        self.alpha = bool(is_alpha.any())
+
+        def column(values: torch.Tensor) -> torch.Tensor:
+            return values.float().view(-1, 1, 1).to(device)
+
+        self.scale = column(torch.where(is_alpha, a, 1 / (1 - rate)))
+        self.shift = column(torch.where(is_alpha, a * SELU_ALPHA * rate, 0.0))
+        self.fill = column(torch.where(is_alpha, a * SELU_ALPHA * (rate - 1), 0.0))
+
+    def __call__(self, h: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        bits = torch.empty((h.numel() + 3) // 4, dtype=torch.int64, device=h.device)
+        bits.random_(-(2**63), None, generator=generator)
+        uniform = bits.view(torch.int16)[: h.numel()].view(h.shape)  # uniform on [-32768, 32767]
+        keep = uniform >= self.threshold
+        if not self.alpha:
+            return h * torch.where(keep, self.scale, 0.0)
+        return torch.where(keep, torch.addcmul(self.shift, h, self.scale), self.fill)
 
 
 def layer_plans(functions: Sequence[Sequence[str]], rates: Sequence[float], device: torch.device) -> list[LayerPlan]:
     """One `LayerPlan` per hidden position, from each member's function per position (`functions[k][i]`,
-    `identity` where it has no such layer) and dropout rate (applied only after its real layers)."""
+    `identity` where it has no such layer) and dropout rate (applied only after its real layers). Members
+    ordered by function make few runs (a run costs a few small kernels)."""
     plans = []
     for position in range(len(functions[0])):
         names = [f[position] for f in functions]
-        order = sorted(range(len(names)), key=lambda k: names[k])  # stable: contiguous runs keep stack order
-        groups, start = [], 0
-        for name in dict.fromkeys(names[k] for k in order):
-            count = names.count(name)
-            members = order[start : start + count]
-            member_rates = [0.0 if name == IDENTITY else rates[k] for k in members]
-            rate = torch.tensor(member_rates, device=device) if any(member_rates) else None
-            groups.append((name, slice(start, start + count), rate))
-            start += count
-        if order == list(range(len(names))):
-            plans.append(LayerPlan(groups))
-        else:
-            inverse = sorted(range(len(order)), key=order.__getitem__)
-            plans.append(LayerPlan(groups, torch.tensor(order, device=device), torch.tensor(inverse, device=device)))
+        runs, start = [], 0
+        for end in range(1, len(names) + 1):
+            if end == len(names) or names[end] != names[start]:
+                runs.append((names[start], slice(start, end)))
+                start = end
+        member_rates = [0.0 if name == IDENTITY else rate for name, rate in zip(names, rates, strict=True)]
+        dropout = Dropout(member_rates, [name == "selu" for name in names], device) if any(member_rates) else None
+        plans.append(LayerPlan(runs, dropout))
     return plans
 
 
@@ -166,24 +188,6 @@ def forward(
         if index < len(layers) - 1:
             h = plans[index].apply(h, generator)
     return h
-
-
-def _dropout(h: torch.Tensor, rate: torch.Tensor, alpha: bool, generator: torch.Generator | None) -> torch.Tensor:
-    """torch's dropout (or alpha dropout) with a rate per member; a rate of 0 leaves a member unchanged.
-
-    An entry is dropped when a uniform 16-bit draw falls below its member's rate, so one 64-bit draw
-    serves four entries: a quarter of the random numbers `torch.rand` would need, which on a CPU cost
-    more than the layer itself. Rates are thereby rounded to a multiple of 1/65536."""
-    levels = (rate * DROPOUT_LEVELS).round().view(-1, 1, 1)
-    bits = torch.empty((h.numel() + 3) // 4, dtype=torch.int64, device=h.device)
-    bits.random_(-(2**63), None, generator=generator)
-    uniform = bits.view(torch.int16)[: h.numel()].view(h.shape)  # uniform on [-32768, 32767]
-    keep = uniform >= (levels - DROPOUT_LEVELS // 2).to(torch.int16)
-    rate = levels / DROPOUT_LEVELS
-    if not alpha:
-        return h * (keep / (1 - rate))
-    a = 1.0 / torch.sqrt((SELU_ALPHA**2 * rate + 1) * (1 - rate))
-    return torch.where(keep, h * a + a * SELU_ALPHA * rate, a * SELU_ALPHA * (rate - 1))
 
 
 def member_losses(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
