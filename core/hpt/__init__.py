@@ -18,6 +18,16 @@ from hpt.trial import Suggestion, Trial, TrialState
 
 __version__ = "0.1.0"
 
+
+def importance(study: Study | str, tracking_uri: str | None = None) -> dict[str, float]:
+    """Rank a study's parameters by their share of the objective's variation (fANOVA on a random forest
+    fitted to its complete trials), largest first. `study` is a Study or the parent run id of a logged
+    one. scikit-learn loads on the first call."""
+    from hpt_reports.importance import study_importance
+
+    return study_importance(study, tracking_uri)
+
+
 __all__ = [
     "Backend",
     "Categorical",
@@ -38,6 +48,7 @@ __all__ = [
     "TrialState",
     "create_study",
     "hookimpl",
+    "importance",
     "optimize",
     "resume_study",
 ]

@@ -12,7 +12,6 @@ from hpt import hookimpl
 
 if TYPE_CHECKING:
     import click
-
     from hpt.study import Study
 
 
@@ -23,13 +22,25 @@ def hpt_register_commands(cli: click.Group) -> None:
     cli.add_command(compare)
     cli.add_command(ui)
 
+    from hpt_reports.importance import importance
+    from hpt_reports.predict import predict
+    from hpt_reports.studies import studies
+
+    cli.add_command(studies)
+    cli.add_command(importance)
+    cli.add_command(predict)
+
 
 @hookimpl
 def hpt_study_artifacts(study: Study, directory: Path) -> None:
-    """The study's plots under `plots/` (nothing when matplotlib is missing)."""
+    """The study's plots under `plots/` (nothing when matplotlib is missing); the parameters' importance
+    (`importance.json`, `plots/importance.png`) for a study of 20 trials or more."""
     from hpt.errors import HptError
+
+    from hpt_reports.importance import write_study_importance
     from hpt_reports.plots import save_study_plots
 
+    write_study_importance(study, directory)  # importance.json and plots/importance.png, from 20 trials on
     try:
         save_study_plots(study, directory / "plots")
     except HptError:  # matplotlib is not installed

@@ -1,0 +1,121 @@
+"""`hpt studies`: the studies of a store at a glance, newest first (one parent run per study).
+
+hpt studies                          # the `hpt` experiment of ./mlflow.db
+hpt studies --experiment tuning --json
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import Any
+
+import click
+from hpt.cli_options import guard
+from hpt.errors import HptError
+
+STUDY_TAG = "hpt.strategy"
+"""Every study's parent run has it; trial runs and comparison runs do not."""
+COLUMNS = ("run_id", "name", "strategy", "backend", "dataset", "trials", "best", "status", "start", "duration")
+
+
+def study_runs(tracking_uri: str | None, experiment: str) -> list[Any]:
+    """The parent runs of the studies in `experiment`, newest first; one clear line for an unknown experiment."""
+    from hpt.tracking import make_client
+
+    client = make_client(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise HptError(
+            f"no experiment {experiment!r} in {client.tracking_uri}; run `hpt run` first or pass --experiment"
+        )
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            [found.experiment_id],
+            f"tags.`{STUDY_TAG}` != ''",
+            order_by=["attributes.start_time DESC"],
+            max_results=1000,
+            page_token=token,
+        )
+        runs += [run for run in page if "mlflow.parentRunId" not in run.data.tags]
+        token = page.token
+        if not token:
+            return runs
+
+
+def newest_study_run_id(tracking_uri: str | None, experiment: str = "hpt") -> str:
+    """The parent run id of the most recently started study in `experiment` (what `hpt best` shows by default)."""
+    runs = study_runs(tracking_uri, experiment)
+    if not runs:
+        raise HptError(f"experiment {experiment!r} holds no study yet; run `hpt run` first")
+    return runs[0].info.run_id
+
+
+def summarise(run: Any) -> dict[str, Any]:
+    """One study's row: ids, plugins, trials by state, best value, status, start time and duration (seconds)."""
+    tags, info = run.data.tags, run.info
+    counts = json.loads(tags["hpt.counts"]) if "hpt.counts" in tags else None
+    end = info.end_time or (None if info.status != "RUNNING" else int(time.time() * 1000))
+    return {
+        "run_id": info.run_id,
+        "name": info.run_name,
+        "strategy": tags.get("hpt.strategy"),
+        "backend": tags.get("hpt.backend"),
+        "dataset": tags.get("hpt.dataset"),
+        "trials": {k: v for k, v in counts.items() if v} if counts is not None else None,
+        "best": run.data.metrics.get("best_objective"),
+        "direction": tags.get("hpt.direction"),
+        "status": info.status,
+        "start": datetime.fromtimestamp(info.start_time / 1000).isoformat(timespec="seconds"),
+        "duration": None if end is None else round((end - info.start_time) / 1000, 1),
+        "warm_start": tags.get("hpt.warm_start"),
+        "model": "hpt.model" in tags,
+    }
+
+
+def _cell(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if key == "trials":
+        return ", ".join(f"{n} {state}" for state, n in value.items()) or "0"
+    if key == "best":
+        return f"{value:.6g}"
+    if key == "duration":
+        return f"{value:.0f} s" if value < 120 else f"{value / 60:.1f} min"
+    return str(value)
+
+
+def table_text(rows: list[dict[str, Any]]) -> str:
+    """The rows as an aligned text table."""
+    cells = [[_cell(k, row[k]) for k in COLUMNS] for row in rows]
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(COLUMNS)]
+    lines = ["  ".join(k.ljust(w) for k, w in zip(COLUMNS, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in cells]
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--experiment", default="hpt", show_default=True, help="MLflow experiment of the studies.")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: ./mlflow.db).")
+@click.option("--json", "as_json", is_flag=True, help="Print the studies as JSON.")
+@guard
+def studies(experiment: str, tracking_uri: str | None, as_json: bool) -> None:
+    """List the studies of an experiment, newest first: run id, name, strategy, backend and dataset,
+    trials by state, best value, status, start time and duration.
+
+    \b
+    hpt studies
+    hpt studies --experiment hpt-compare --json
+    """
+    rows = [summarise(run) for run in study_runs(tracking_uri, experiment)]
+    if as_json:
+        click.echo(json.dumps({"experiment": experiment, "studies": rows}))
+    elif not rows:
+        click.echo(f"experiment {experiment!r} holds no study yet")
+    else:
+        click.echo(table_text(rows))
+
+
+__all__ = ["newest_study_run_id", "studies", "study_runs", "summarise"]
