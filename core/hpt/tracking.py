@@ -7,15 +7,18 @@ into one `log_batch`, and is flushed at the end of a study and on Ctrl-C.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import queue
+import re
 import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +41,7 @@ BEST_METRIC = "best_objective"
 CONFIG_ARTIFACT = "config.json"
 SPACE_ARTIFACT = "space.json"
 _MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100
+_PROBE_RETRIES = 2
 _RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "FINISHED", TrialState.FAILED: "FAILED"}
 
 
@@ -47,13 +51,95 @@ def objective_names(n: int) -> list[str]:
 
 
 def make_client(tracking_uri: str | None = None) -> MlflowClient:
-    """An MlflowClient on `tracking_uri`, MLFLOW_TRACKING_URI or MLflow's default local store."""
+    """An MlflowClient on `tracking_uri`, MLFLOW_TRACKING_URI or MLflow's default local store, checked
+    with one read so that a store that cannot be opened is one clear line (HptError), not a traceback.
+
+    A local SQLite store is created (or migrated) under a file lock beside it: studies started at the
+    same moment on a store that does not exist yet would otherwise race through MLflow's migrations.
+    """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow
     from mlflow.tracking import MlflowClient
 
     for name in ("mlflow", "alembic"):  # store creation chatter is not the user's business
         logging.getLogger(name).setLevel(logging.WARNING)
-    return MlflowClient(tracking_uri)
+    uri = tracking_uri or mlflow.get_tracking_uri()
+    with store_errors(uri), _creation_lock(uri), _few_retries():
+        client = MlflowClient(uri)
+        client.search_experiments(max_results=1)
+    return client
+
+
+@contextmanager
+def store_errors(uri: str) -> Iterator[None]:
+    """Turn what MLflow, SQLAlchemy or the file system raise about a store into one HptError line."""
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except (MlflowException, SQLAlchemyError, OSError) as exc:
+        text = str(getattr(exc, "orig", None) or exc)
+        refused = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+        if uri.startswith(("http://", "https://")) and refused:
+            raise HptError(
+                f"cannot reach the MLflow server {uri} ({refused.group(1).strip()}); start it or check --tracking-uri"
+            ) from None
+        lines = text.strip().splitlines()
+        reason = lines[0][:300] if lines else type(exc).__name__
+        raise HptError(f"cannot use the MLflow store {uri}: {reason}; check --tracking-uri") from None
+
+
+@contextmanager
+def _few_retries() -> Iterator[None]:
+    """Give up on an unreachable server after a few seconds, not MLflow's minutes of retries (unless the
+    user set MLFLOW_HTTP_REQUEST_MAX_RETRIES)."""
+    name = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = str(_PROBE_RETRIES)
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a local SQLite store URI (None for a server, an in-memory store, ...)."""
+    if not uri.startswith("sqlite:"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    return Path(database) if database and database != ":memory:" else None
+
+
+@contextmanager
+def _creation_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on `<db>.lock` while MLflow opens (creates, migrates) a SQLite store."""
+    path = _sqlite_path(uri)
+    if path is None:
+        yield
+        return
+    if not path.parent.is_dir():
+        raise HptError(
+            f"cannot use the MLflow store {uri}: directory {path.parent} does not exist; "
+            "create it or pass another --tracking-uri"
+        )
+    try:
+        lock = open(path.with_name(path.name + ".lock"), "a")  # noqa: SIM115 - held for the with block
+    except OSError as exc:
+        if not path.exists():
+            raise HptError(
+                f"cannot create the MLflow store {uri}: directory {path.parent} is not writable ({exc.strerror}); "
+                "pass a --tracking-uri in a writable directory"
+            ) from None
+        yield  # an existing store in a directory we may not write to: read it as it is
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @dataclass
@@ -256,13 +342,13 @@ class MlflowTracker(StudyObserver):
         new_reports = trial.intermediate[self._steps_logged.get(trial.number, 0) :]
         self._steps_logged[trial.number] = len(trial.intermediate)
         metrics = [(k, v, step) for step, reported in new_reports for k, v in reported.items()]
+        step = round(trial.budget) if trial.budget else 0  # a promoted trial's results at each budget it reached
         if trial.values:
-            step = round(trial.budget) if trial.budget else 0  # a promoted trial's objective at each budget
             metrics += [
                 (name, v, step) for name, v in zip(objective_names(len(trial.values)), trial.values, strict=True)
             ]
         logged = self._metrics_logged.setdefault(trial.number, {})
-        metrics += [(k, v, 0) for k, v in trial.metrics.items() if logged.get(k) != v]
+        metrics += [(k, v, step) for k, v in trial.metrics.items() if logged.get(k) != v]
         logged.update(trial.metrics)
         tags = {
             "hpt.state": trial.state.value,
