@@ -11,7 +11,10 @@ import pytest
 
 pytest.importorskip("torch")
 
+import pandas as pd  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
 from conftest import invoke_json  # noqa: E402
+from hpt_reports.predict import predict  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 # Loads the model with hpt unimportable (the model carries its code), predicts the CSV's rows, prints accuracy.
@@ -63,11 +66,30 @@ def test_the_logged_model_predicts_raw_rows_with_the_logged_test_accuracy(tmp_pa
     assert float(accuracy) == pytest.approx(parent.data.metrics["test_accuracy"])
     assert json.loads(columns.replace("'", '"')) == ["0", "1", "2"]
 
+    written = tmp_path / "predictions.csv"
+    done = CliRunner().invoke(predict, [run_id, "--data", str(csv), "--output", str(written), "--tracking-uri", store])
+    assert done.exit_code == 0, done.output
+    rows = pd.read_csv(written)
+    assert (rows["prediction"] == rows["target"]).mean() == pytest.approx(float(accuracy))
+    pd.read_csv(csv).drop(columns=["hue", "proline"]).to_csv(tmp_path / "short.csv", index=False)
+    short = CliRunner().invoke(predict, [run_id, "--data", str(tmp_path / "short.csv"), "--tracking-uri", store])
+    assert short.exit_code == 1 and short.output.startswith("error: the data lacks feature column(s) hue, proline;")
+    unknown = CliRunner().invoke(predict, ["nope", "--data", str(csv), "--tracking-uri", store])
+    assert unknown.exit_code == 1 and unknown.output.startswith("error: no run 'nope' in ")
 
-def test_the_function_backend_logs_no_model(store: str):
+
+def test_the_function_backend_logs_no_model(store: str, tmp_path: Path):
     out = invoke_json(
         "run", "--backend", "function", "--function", "branin", "--trials", "3", "--tracking-uri", store, "--quiet"
     )
     client = MlflowClient(store)
     assert "hpt.model" not in client.get_run(out["parent_run_id"]).data.tags
     assert not client.list_artifacts(out["parent_run_id"], "model")
+    (tmp_path / "rows.csv").write_text("x1,x2\n1,2\n")
+    done = CliRunner().invoke(
+        predict, [out["parent_run_id"], "--data", str(tmp_path / "rows.csv"), "--tracking-uri", store]
+    )
+    assert done.exit_code == 1 and done.output.strip() == (
+        f"error: run {out['parent_run_id']} has no logged model "
+        "(backend 'function'; the mlp backend logs one when a study finishes)"
+    )
