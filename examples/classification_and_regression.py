@@ -34,7 +34,7 @@ def main() -> None:
             trials=args.trials,
             backend_options={"dataset": dataset, **backend_options},
             overrides=overrides,
-            scheduler_options=scheduler,
+            strategy_options=scheduler,  # a bare option goes to every compared strategy that takes it
             experiment="hpt-examples",
             plots=f"compare-{dataset}",
         )

@@ -18,7 +18,7 @@ from hpt import Float, TrialState
 from hpt_basic.function_backend import FunctionBackend
 from mlflow.tracking import MlflowClient
 
-SLOW_BRANIN = ("--backend", "function", "--function", "branin", "-B", "delay=0.25")
+SLOW_BRANIN = ("--strategy", "random", "--backend", "function", "--function", "branin", "-B", "delay=0.25")
 
 
 def start_cli(*args: str, cwd: Path) -> subprocess.Popen:

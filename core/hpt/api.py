@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpt.backend import Backend, CallableBackend
+from hpt.config import StudyConfig
 from hpt.errors import HptError
+from hpt.executors import Runner, SerialRunner
 from hpt.observers import PluginHooks, StudyObserver
 from hpt.plugins import registry
 from hpt.pruners import make_pruner
 from hpt.space import Space, as_space
 from hpt.strategy import Strategy
 from hpt.study import Study
-from hpt.trial import DIRECTIONS
 
 if TYPE_CHECKING:
     from hpt.tracking import StudyRecord
 
 Objective = Backend | Callable[..., Any] | str
+SpaceLike = Space | Mapping[str, Any] | str | Path | None
 
 
 def make_backend(objective: Objective, space: Space | None = None, **backend_options: Any) -> Backend:
@@ -48,174 +50,154 @@ def worker_imports(objective: Objective) -> tuple[str, ...]:
     return (entry.module, *entry.worker_imports)
 
 
-def _directions(backend: Backend, direction: str | None, directions: Sequence[str] | None) -> tuple[str, ...]:
-    chosen = tuple(directions) if directions else (direction,) if direction else tuple(backend.directions)
-    for d in chosen:
-        if d not in DIRECTIONS:
-            raise HptError(f"unknown direction {d!r}; use minimize or maximize")
-    return chosen
-
-
 def create_study(
-    objective: Objective,
-    space: Space | Mapping[str, Any] | str | Path | None = None,
+    objective: Objective | None = None,
+    space: SpaceLike = None,
     *,
-    strategy: str | Strategy = "random",
+    config: StudyConfig | None = None,
+    strategy: str | Strategy | None = None,
     direction: str | None = None,
-    directions: Sequence[str] | None = None,
-    seed: int | None = None,
-    workers: int | None = None,
-    executor: str | None = None,
-    executor_options: Mapping[str, Any] | None = None,
     tracking: bool | str = True,
-    experiment: str = "hpt",
-    plots: bool = True,
-    strategy_options: Mapping[str, Any] | None = None,
-    backend_options: Mapping[str, Any] | None = None,
-    overrides: Mapping[str, str] | None = None,
-    name: str | None = None,
-    max_failures: int | None = None,
-    trial_timeout: float | None = None,
-    prune: str | None = None,
-    prune_options: Mapping[str, Any] | None = None,
-    batch_trials: int | None = None,
     observers: Iterable[StudyObserver] = (),
-    checkpoint_root: Path | None = None,
-    clean_checkpoints: bool | None = None,
-    trials: int | None = None,
     resume: StudyRecord | None = None,
+    clean_checkpoints: bool | None = None,
+    **settings: Any,
 ) -> Study:
-    """Build a study. `tracking=True` logs to MLflow's default store, a string names a tracking URI,
-    False keeps everything in memory. `overrides` are `--set` style pins/narrowings of the space."""
-    executor = executor or ("serial" if (workers or 1) <= 1 else "process")
-    # the runner first: its workers (or cluster) start up while the backend loads its data
-    runner = registry().create(
-        "executor", executor, workers, preload=worker_imports(objective), **dict(executor_options or {})
-    )
+    """Build a study from a `StudyConfig` and/or its fields as keyword arguments (`seed=0, workers=2`).
+
+    `objective` is a registered backend name, a `Backend` or a plain callable (None: the configured or
+    default backend); `strategy` a registered name or a `Strategy`. `tracking=True` logs to MLflow
+    (`tracking_uri`, MLFLOW_TRACKING_URI or MLflow's default store), a string names a tracking URI, False
+    keeps everything in memory. `overrides` are `--set` style pins and narrowings of the space."""
+    if isinstance(tracking, str):
+        settings["tracking_uri"] = tracking
+    if direction is not None:
+        settings["directions"] = [direction]
+    if isinstance(objective, str):
+        settings["backend"] = objective
+    if isinstance(strategy, str):
+        settings["strategy"] = strategy
+    config = (config or StudyConfig()).replace(**settings)
+    if objective is None or isinstance(objective, str):
+        objective = config.backend or registry().default_name("backend")
+    runner = _make_runner(config, objective)  # first: its workers start while the backend loads its data
     try:
-        backend = make_backend(objective, as_space(space), **dict(backend_options or {}))
+        backend = make_backend(objective, as_space(space), **config.backend_options)
         the_space = as_space(space) or backend.default_space()
-        for param_name, text in (overrides or {}).items():
+        for param_name, text in config.overrides.items():
             the_space = the_space.override(param_name, text)
-        dirs = _directions(backend, direction, directions)
+        directions = list(config.directions or backend.directions)
         if isinstance(strategy, Strategy):
             strat = strategy
         else:
             strat = registry().create(
-                "strategy", strategy, the_space, directions=dirs, seed=seed, **dict(strategy_options or {})
+                "strategy",
+                config.strategy or registry().default_name("strategy"),
+                the_space,
+                directions=directions,
+                seed=config.seed,
+                **config.strategy_options,
             )
-        if len(dirs) > 1 and not strat.multi_objective:
+        if len(directions) > 1 and not strat.multi_objective:
             raise HptError(f"strategy {strat.name!r} optimises one objective; use a multi-objective strategy")
-        config = {
-            "strategy": strat.name,
-            "strategy_options": dict(strategy_options or {}),
-            "backend": backend.name,
-            "backend_options": backend.options(),
-            "directions": list(dirs),
-            "seed": seed,
-            "trials": trials,
-            "workers": workers,
-            "executor": executor,
-            "prune": prune,
-            "prune_options": dict(prune_options or {}),
-            "batch_trials": batch_trials,
-        }
+        config = config.replace(
+            backend=_registered_name("backend", backend),
+            backend_options={**config.backend_options, **backend.options()},
+            strategy=_registered_name("strategy", strat),
+            directions=directions,
+        )
         all_observers = [PluginHooks(), *observers]
         if tracking:
             from hpt.tracking import MlflowTracker
 
-            uri = tracking if isinstance(tracking, str) else None
-            all_observers.insert(0, MlflowTracker(uri, experiment, resume=resume, plots=plots))
+            all_observers.insert(0, MlflowTracker(config.tracking_uri, config.experiment, resume=resume))
         study = Study(
             backend,
             strat,
             space=the_space,
-            directions=dirs,
-            seed=seed,
+            config=config,
             runner=runner,
             observers=all_observers,
-            name=name,
-            config=config,
-            checkpoint_root=checkpoint_root,
-            max_failures=max_failures,
-            trial_timeout=trial_timeout,
-            pruner=make_pruner(prune, **dict(prune_options or {})),
-            batch_trials=batch_trials,
+            pruner=make_pruner(config.prune, **config.prune_options),
             clean_checkpoints=clean_checkpoints,
         )
     except BaseException:
         runner.close(cancel=True)
         raise
-    study.config["checkpoint_root"] = str(study.checkpoint_root)
+    study.config = study.config.replace(checkpoint_root=str(study.checkpoint_root))
     return study
 
 
 def optimize(
     objective: Objective,
-    space: Space | Mapping[str, Any] | str | Path | None = None,
+    space: SpaceLike = None,
     *,
-    strategy: str | Strategy = "random",
     trials: int | None = 50,
     timeout: float | None = None,
-    seed: int | None = None,
-    direction: str | None = None,
     tracking: bool | str = False,
-    **options: Any,
+    **settings: Any,
 ) -> Study:
-    """Tune `objective` (a callable taking a params dict, and optionally a trial context) over `space`.
+    """Tune `objective` (a callable taking a params dict, and optionally a trial context) over `space`;
+    `settings` are those of `create_study`.
 
     >>> study = optimize(lambda p: (p["x"] - 2) ** 2, {"x": Float(-5, 5)}, trials=30, seed=0)
     >>> study.best_params
     """
-    study = create_study(
-        objective, space, strategy=strategy, seed=seed, direction=direction, tracking=tracking, trials=trials, **options
-    )
+    study = create_study(objective, space, tracking=tracking, trials=trials, timeout=timeout, **settings)
     return study.optimize(trials, timeout)
 
 
-def resume_study(run_id: str, tracking_uri: str | None = None, **overrides: Any) -> tuple[Study, int | None]:
+def resume_study(run_id: str, tracking_uri: str | None = None, **changes: Any) -> tuple[Study, int | None]:
     """Rebuild a tracked study from MLflow and return it with the number of trials still to run.
 
-    Finished trials are replayed through the strategy; trials that were running when the study
-    stopped are queued to run again.
+    `changes` replace settings of the logged configuration (`trials` is the new total, counting the
+    trials the study already has). Finished trials are replayed through the strategy; trials that were
+    running when the study stopped are queued to run again.
     """
     from hpt.tracking import load_study
 
     record = load_study(run_id, tracking_uri)
-    config = record.config
-    requested = overrides.pop("trials", None) or config.get("trials")
+    logged = StudyConfig.from_dict(record.config)
+    changes = {k: v for k, v in changes.items() if v is not None}
+    observers = changes.pop("observers", ())
+    config = logged.replace(
+        tracking_uri=tracking_uri or logged.tracking_uri,
+        checkpoint_root=_surviving(logged.checkpoint_root),
+        warm_start=None,  # the strategy relearns from the study's own trials
+        **changes,
+    )
     study = create_study(
-        config["backend"],
-        record.space,
-        strategy=config["strategy"],
-        directions=config["directions"],
-        seed=config.get("seed"),
-        workers=overrides.pop("workers", None) or config.get("workers", 1),
-        executor=overrides.pop("executor", None) or config.get("executor"),
-        tracking=tracking_uri or True,
-        strategy_options=config.get("strategy_options"),
-        backend_options=config.get("backend_options"),
-        prune=config.get("prune"),
-        prune_options=config.get("prune_options"),
-        batch_trials=config.get("batch_trials"),
-        checkpoint_root=_surviving(config.get("checkpoint_root")),
-        clean_checkpoints=True,
-        trials=requested,
-        resume=record,
-        **overrides,
+        config.backend, record.space, config=config, resume=record, observers=observers, clean_checkpoints=True
     )
     study.restore(record.trials)
     for trial in record.interrupted:
         study.enqueue(trial.params, trial.budget)
     interrupted = {t.number for t in record.interrupted}
     done = sum(1 for t in record.trials if t.state.finished and t.params and t.number not in interrupted)
-    remaining = None if requested is None else max(0, requested - done)
+    remaining = None if config.trials is None else max(0, config.trials - done)
     return study, remaining
 
 
-def _surviving(path: str | None) -> Path | None:
+def _make_runner(config: StudyConfig, objective: Objective) -> Runner:
+    """The configured executor; without one, this process for one worker and the default executor for more."""
+    name = config.executor
+    if name is None and (config.workers or 1) <= 1:
+        return SerialRunner(config.workers, preload=())
+    name = name or registry().default_name("executor")
+    return registry().create(
+        "executor", name, config.workers, preload=worker_imports(objective), **config.executor_options
+    )
+
+
+def _registered_name(kind: str, plugin: Any) -> str:
+    """The name a plugin object is registered under (what a resume builds it from), else its own name."""
+    entry = registry().entry_of(kind, type(plugin))
+    return entry.name if entry is not None else plugin.name
+
+
+def _surviving(path: str | None) -> str | None:
     """The checkpoint folder of an earlier run, if it is still there."""
-    return Path(path) if path and Path(path).is_dir() else None
+    return path if path and Path(path).is_dir() else None
 
 
 __all__ = ["create_study", "make_backend", "optimize", "resume_study"]

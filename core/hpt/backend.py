@@ -114,9 +114,15 @@ class Backend(ABC):
         """MLflow tags for the study's parent run (e.g. `hpt.dataset`)."""
         return {}
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Backend:
+        backend = super().__new__(cls)
+        backend._given_options = _given_options(cls, args, kwargs)
+        return backend
+
     def options(self) -> dict[str, Any]:
-        """The options this backend was built with, recorded so a study can be resumed."""
-        return {}
+        """The options this backend was built with, recorded so that a resumed study builds it the same way:
+        by default the arguments its constructor was given (a subclass never has to repeat them)."""
+        return dict(getattr(self, "_given_options", {}))
 
     def final_report(self, params: Params, seed: int | None, checkpoint_dir: Path | None = None) -> dict[str, float]:
         """Metrics computed once for the best trial at the end of a study (e.g. a test score).
@@ -149,8 +155,29 @@ class CallableBackend(Backend):
     def describe(self) -> str:
         return getattr(self.objective, "__name__", "objective").strip("<>")
 
+    def options(self) -> dict[str, Any]:
+        return {}  # a function is not an option: a resumed callable study is given the callable again
+
     def evaluate(self, params: Params, budget: float | None, ctx: TrialContext) -> Any:
         return self.objective(params, ctx) if self._takes_ctx else self.objective(params)
+
+
+def _given_options(cls: type, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The constructor's arguments by name (`**options` spread out); empty when they do not bind, where
+    `__init__` itself then reports the mistake."""
+    signature = inspect.signature(cls.__init__)
+    try:
+        bound = signature.bind(None, *args, **kwargs)
+    except TypeError:
+        return {}
+    out: dict[str, Any] = {}
+    for name, value in list(bound.arguments.items())[1:]:
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            out.update(value)
+        elif kind is not inspect.Parameter.VAR_POSITIONAL:
+            out[name] = value
+    return out
 
 
 def _accepts_two_args(fn: Callable[..., Any]) -> bool:

@@ -5,33 +5,20 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
-import yaml
 
+from hpt.cli_options import PluginOptionsCommand, backend_options, guard, pairs, study_options, typed
+from hpt.config import StudyConfig
 from hpt.errors import HptError
 from hpt.observers import StudyObserver
 from hpt.plugins import KINDS, registry
 
-SCHEDULER_FLAGS = ("sampler", "min_budget", "max_budget", "eta")
-BACKEND_FLAGS = ("function", "dim", "dataset", "data", "target", "metric", "device", "size", "folds", "lr_from_finder")
-
-
-def _pairs(values: Sequence[str], flag: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise HptError(f"{flag} {item!r}: expected NAME=VALUE")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def _typed(values: dict[str, str]) -> dict[str, Any]:
-    """Option values as YAML scalars: `3` -> 3, `true` -> True, `ei` -> 'ei'."""
-    return {k: yaml.safe_load(v) if v else v for k, v in values.items()}
+if TYPE_CHECKING:
+    from hpt.study import Study
+    from hpt.trial import Trial
 
 
 def _fmt(value: float | None) -> str:
@@ -55,29 +42,31 @@ class ProgressBar(StudyObserver):
         )
         self.task = self.progress.add_task("trials", total=total, best="-")
 
-    def study_started(self, study: Any) -> None:
+    def study_started(self, study: Study) -> None:
         self.progress.start()
 
-    def trial_finished(self, study: Any, trial: Any) -> None:
+    def trial_finished(self, study: Study, trial: Trial) -> None:
         self.progress.update(self.task, advance=1, best=_fmt(study.best_value))
 
-    def study_finished(self, study: Any, status: str) -> None:
+    def study_finished(self, study: Study, status: str) -> None:
         self.progress.stop()
 
 
-def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn expected errors into one line on stderr and a non-zero exit."""
+class _BatchTrials(click.ParamType):
+    """`--batch-trials K` or `auto` (the backend picks K for its device)."""
 
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    name = "K|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | str:
+        if value == "auto" or isinstance(value, int):
+            return value
         try:
-            return fn(*args, **kwargs)
-        except HptError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
+            k = int(value)
+        except ValueError:
+            k = 0
+        if k < 1:
+            self.fail(f"{value!r} is neither a positive integer nor auto", param, ctx)
+        return k
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -86,123 +75,107 @@ def cli() -> None:
     """hpt: hyperparameter tuning for neural networks, tracked in MLflow."""
 
 
-@cli.command()
-@click.option("--strategy", default="random", show_default=True, help="Search strategy (see `hpt plugins`).")
-@click.option("--backend", default="mlp", show_default=True, help="What to tune: mlp, function, ...")
-@click.option(
-    "--function", help="Test function of the function backend (branin, hartmann6, rosenbrock, ackley, mixed, zdt1)."
-)
-@click.option("--dim", type=int, help="Dimension of rosenbrock / ackley.")
-@click.option(
-    "--dataset", help="Bundled dataset of the mlp backend (digits, breast_cancer, wine, iris, diabetes, ...)."
-)
-@click.option("--data", type=click.Path(), help="A CSV file to tune on (with --target).")
-@click.option("--target", help="Target column of --data.")
-@click.option("--metric", help="Objective metric (overrides the backend's default).")
-@click.option("--device", help="auto, cpu or cuda (mlp backend).")
-@click.option("--size", type=int, help="Rows of a synthetic dataset.")
-@click.option("--folds", type=int, help="k-fold cross-validation instead of one validation split.")
-@click.option(
-    "--lr-from-finder", is_flag=True, default=None, help="Narrow the learning-rate range with an LR range test first."
-)
-@click.option(
-    "-B", "--backend-option", "backend_opts", multiple=True, metavar="KEY=VALUE", help="Other backend option."
-)
-@click.option("-O", "--option", "strategy_opts", multiple=True, metavar="KEY=VALUE", help="Strategy option.")
-@click.option("--sampler", help="Strategy that proposes configurations to successive-halving / hyperband / asha.")
-@click.option("--min-budget", type=float, help="Smallest budget (epochs) of successive-halving / hyperband / asha.")
-@click.option("--max-budget", type=float, help="Largest budget (epochs) of successive-halving / hyperband / asha.")
-@click.option("--eta", type=float, help="Promotion ratio of successive-halving / hyperband / asha (default 3).")
+@cli.command(cls=PluginOptionsCommand)
+@click.option("--strategy", help="Search strategy (see `hpt plugins`; default: the registered default).")
+@click.option("-O", "--option", "strategy_opts", multiple=True, metavar="KEY=VALUE", help="A strategy option.")
+@click.option("--executor", help="Where trials run (default: this process, or local processes with --workers > 1).")
 @click.option("--prune", type=click.Choice(["none", "median"]), help="Stop trials whose curve is below the median.")
 @click.option("--prune-warmup", type=int, help="Steps (epochs) before --prune judges a trial (default 2).")
-@click.option("--trials", type=click.IntRange(min=1), default=20, show_default=True, help="Number of trials.")
-@click.option("--timeout", type=float, help="Stop starting trials after this many seconds.")
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Number of trials; with --resume, the new total (the trials the study has count).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (strategy and trials).")
-@click.option("--space", "space_file", type=click.Path(), help="Search space file (YAML or TOML).")
-@click.option(
-    "--set",
-    "sets",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Pin a parameter, or narrow it: lr=1e-4..1e-2, act=relu,tanh.",
-)
-@click.option(
-    "--workers", type=click.IntRange(min=1), help="Trials run in parallel (default 1; a dask cluster's size)."
-)
-@click.option("--executor", help="serial, process, dask, ... (default: serial, or process with --workers > 1).")
-@click.option("--scheduler", help="Address of a dask scheduler (tcp://HOST:PORT); implies --executor dask.")
+@study_options
 @click.option("--max-failures", type=click.IntRange(min=1), help="Stop the study after this many failed trials.")
 @click.option("--trial-timeout", type=float, help="Fail a trial that runs longer than this many seconds.")
-@click.option("--batch-trials", type=click.IntRange(min=1), help="Evaluate this many trials as one batch per worker.")
+@click.option(
+    "--batch-trials",
+    type=_BatchTrials(),
+    help="Evaluate K trials as one batch per worker (auto: as many as pay off on the backend's device).",
+)
 @click.option("--experiment", default="hpt", show_default=True, help="MLflow experiment.")
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: ./mlflow.db).")
 @click.option("--resume", "resume_id", metavar="RUN_ID", help="Continue the study logged under this parent run.")
+@click.option(
+    "--warm-start", metavar="RUN_ID", help="Tell the strategy the finished trials of this earlier study first."
+)
+@click.option("--register-model", metavar="NAME", help="Register the best trial's model in the MLflow Model Registry.")
 @click.option(
     "--plots",
     "plots_dir",
     type=click.Path(file_okay=False),
-    help="Also write the study's plots (PNG) to this directory.",
+    help="Also write the study's end-of-study files (plots, reports) to this directory.",
 )
-@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout.")
-@_guard
+@guard
 def run(**opts: Any) -> None:
-    """Run a tuning study and log it to MLflow."""
+    """Run a tuning study and log it to MLflow.
+
+    The flags of the chosen backend, strategy and executor (the registered defaults without
+    --backend / --strategy / --executor) are listed below the common options.
+    """
     from hpt.api import create_study, resume_study
 
-    progress_total = opts["trials"]
     observers: list[StudyObserver] = []
+    plugin_options = opts["plugin_options"]
+    executor_options = plugin_options.get("executor", {})
     if opts["resume_id"]:
-        trials_given = click.get_current_context().get_parameter_source("trials").name != "DEFAULT"
+        given = click.get_current_context().get_parameter_source("trials").name != "DEFAULT"
         study, remaining = resume_study(
             opts["resume_id"],
             opts["tracking_uri"],
-            trials=opts["trials"] if trials_given else None,
+            trials=opts["trials"] if given else None,
             workers=opts["workers"],
-            executor=opts["executor"] or ("dask" if opts["scheduler"] else None),
-            executor_options={"scheduler": opts["scheduler"]} if opts["scheduler"] else None,
+            executor=opts["executor"],
+            executor_options=executor_options or None,
             trial_timeout=opts["trial_timeout"],
             max_failures=opts["max_failures"],
             observers=observers,
         )
-        progress_total = remaining
+        if not (opts["quiet"] or opts["as_json"]):
+            done = len(study.trials) - len(study._queue)
+            click.echo(
+                f"resuming {study.name}: {done} trials done, {remaining} to run "
+                f"(--trials {study.config.trials} is the new total)",
+                err=True,
+            )
     else:
-        backend_options = {k: opts[k] for k in BACKEND_FLAGS if opts.get(k) not in (None, False)}
-        backend_options.update(_typed(_pairs(opts["backend_opts"], "--backend-option")))
-        study = create_study(
-            opts["backend"],
-            opts["space_file"],
+        config = StudyConfig(
+            backend=opts["backend"],
+            backend_options=backend_options(opts),
             strategy=opts["strategy"],
-            seed=opts["seed"],
-            workers=opts["workers"],
-            executor=opts["executor"] or ("dask" if opts["scheduler"] else None),
-            executor_options={"scheduler": opts["scheduler"]} if opts["scheduler"] else None,
-            tracking=opts["tracking_uri"] or True,
-            experiment=opts["experiment"],
             strategy_options={
-                **{k: opts[k] for k in SCHEDULER_FLAGS if opts.get(k) is not None},
-                **_typed(_pairs(opts["strategy_opts"], "--option")),
+                **plugin_options.get("strategy", {}),
+                **typed(pairs(opts["strategy_opts"], "--option")),
             },
+            executor=opts["executor"],
+            executor_options=executor_options,
+            workers=opts["workers"],
+            directions=None,
+            seed=opts["seed"],
+            trials=opts["trials"],
+            timeout=opts["timeout"],
+            overrides=pairs(opts["sets"], "--set"),
             prune=opts["prune"],
-            prune_options={"warmup_steps": opts["prune_warmup"]} if opts["prune_warmup"] is not None else None,
-            backend_options=backend_options,
-            overrides=_pairs(opts["sets"], "--set"),
+            prune_options={"warmup_steps": opts["prune_warmup"]} if opts["prune_warmup"] is not None else {},
+            batch_trials=opts["batch_trials"],
             max_failures=opts["max_failures"],
             trial_timeout=opts["trial_timeout"],
-            batch_trials=opts["batch_trials"],
-            trials=opts["trials"],
-            observers=observers,
+            experiment=opts["experiment"],
+            tracking_uri=opts["tracking_uri"],
+            warm_start=opts["warm_start"],
+            register_model=opts["register_model"],
         )
+        study = create_study(None, opts["space_file"], config=config, observers=observers)
         remaining = opts["trials"]
     if not (opts["quiet"] or opts["as_json"]):
-        bar = ProgressBar(progress_total)
-        study.observers.append(bar)
-    from hpt.tracking import MlflowTracker
-
-    tracker = next((o for o in study.observers if isinstance(o, MlflowTracker)), None)
+        study.observers.append(ProgressBar(remaining))
+    tracker = study.tracker
     try:
         if remaining != 0:
-            study.optimize(remaining, opts["timeout"])
+            study.optimize(remaining, study.config.timeout)
     except KeyboardInterrupt:
         run_id = tracker.parent_run_id if tracker else None
         click.echo(
@@ -212,8 +185,6 @@ def run(**opts: Any) -> None:
         )
         sys.exit(130)
     if opts["plots_dir"]:
-        from pathlib import Path
-
         from hpt.tracking import write_study_artifacts
 
         write_study_artifacts(study, Path(opts["plots_dir"]))
@@ -302,15 +273,18 @@ def plugins(as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("run_id")
+@click.argument("run_id", required=False)
+@click.option("--experiment", default="hpt", show_default=True, help="Experiment of the newest study (no RUN_ID).")
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: ./mlflow.db).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@_guard
-def best(run_id: str, tracking_uri: str | None, as_json: bool) -> None:
-    """Show the best trial (or the Pareto front) of the study logged under RUN_ID."""
+@guard
+def best(run_id: str | None, experiment: str, tracking_uri: str | None, as_json: bool) -> None:
+    """Show the best trial (or the Pareto front) of the study logged under RUN_ID (default: the newest study)."""
     from hpt.tracking import load_study
     from hpt.trial import TrialState, best_trial, pareto_front
+    from hpt_reports.studies import newest_study_run_id
 
+    run_id = run_id or newest_study_run_id(tracking_uri, experiment)
     record = load_study(run_id, tracking_uri)
     directions = record.config.get("directions", ["minimize"])
     complete = [t for t in record.trials if t.state is TrialState.COMPLETE and t.values]

@@ -196,6 +196,19 @@ class Registry:
         marked.sort(key=lambda e: e.distribution != "hpt")
         return marked[0] if marked else None
 
+    def default_name(self, kind: str) -> str:
+        """The name of the registered default of this kind; one clear line when there is none or it cannot load."""
+        entry = self.default(kind)
+        if entry is None:
+            raise PluginError(f"no default {kind} is installed; name one (see `hpt plugins`)")
+        missing = entry.missing()
+        if missing:
+            raise PluginError(
+                f"the default {kind} {entry.name!r} needs {', '.join(missing)}: {entry.install_hint()} "
+                f"(or choose another {kind}, see `hpt plugins`)"
+            )
+        return entry.name
+
     def create(self, kind: str, name: str, *args: Any, **options: Any) -> Any:
         """Build a plugin instance; an option its class does not take is one clear line, checked against the
         signature before the call (a TypeError raised inside the constructor stays what it is)."""

@@ -15,9 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpt.backend import Backend
+from hpt.config import StudyConfig
 from hpt.errors import HptError
 from hpt.evaluation import BatchTask, TrialOutcome, TrialTask
 from hpt.executors import Runner, SerialRunner
@@ -26,6 +27,10 @@ from hpt.pruners import MedianPruner
 from hpt.space import Params, Space
 from hpt.strategy import Strategy
 from hpt.trial import INTERRUPTED, Suggestion, Trial, TrialState, as_values, beats, best_trial, pareto_front
+
+if TYPE_CHECKING:
+    from hpt.tracking import MlflowTracker
+    from hpt.warm_start import WarmStart
 
 log = logging.getLogger(__name__)
 
@@ -39,33 +44,27 @@ class Study:
         strategy: Strategy,
         *,
         space: Space,
-        directions: Sequence[str] = ("minimize",),
-        seed: int | None = None,
+        config: StudyConfig | None = None,
         runner: Runner | None = None,
         observers: Iterable[StudyObserver] = (),
-        name: str | None = None,
-        config: Mapping[str, Any] | None = None,
-        checkpoint_root: Path | None = None,
-        max_failures: int | None = None,
-        trial_timeout: float | None = None,
         pruner: MedianPruner | None = None,
-        batch_trials: int | None = None,
         clean_checkpoints: bool | None = None,
     ) -> None:
+        self.config = config or StudyConfig()
         self.backend = backend
         self.strategy = strategy
         self.space = space
-        self.directions = tuple(directions)
-        self.seed = seed
+        self.directions = tuple(self.config.directions or backend.directions)
+        self.seed = self.config.seed
         self.runner = runner or SerialRunner()
         self.runner.start(backend)
         self.observers = list(observers)
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        self.name = name or f"{strategy.name or 'strategy'}-{backend.describe()}-{stamp}"
-        self.config = dict(config or {})
-        self.max_failures = max_failures
-        self.trial_timeout = trial_timeout
+        self.name = self.config.name or f"{strategy.name or 'strategy'}-{backend.describe()}-{stamp}"
+        self.max_failures = self.config.max_failures
+        self.trial_timeout = self.config.trial_timeout
         self.pruner = pruner
+        batch_trials = self.config.batch_trials
         self.batch_trials = batch_trials if batch_trials and batch_trials > 1 else None
         self.trials: list[Trial] = []
         self._best: Trial | None = None
@@ -75,8 +74,16 @@ class Study:
         self._open = False
         # Checkpoints let a promoted trial continue; they outlive a killed study (resume continues from
         # them) and are removed when the study finishes, unless the caller chose where they live.
-        self.checkpoint_root = Path(checkpoint_root or tempfile.mkdtemp(prefix="hpt-checkpoints-"))
-        self.clean_checkpoints = checkpoint_root is None if clean_checkpoints is None else clean_checkpoints
+        root = self.config.checkpoint_root
+        self.checkpoint_root = Path(root or tempfile.mkdtemp(prefix="hpt-checkpoints-"))
+        self.clean_checkpoints = root is None if clean_checkpoints is None else clean_checkpoints
+
+    @property
+    def tracker(self) -> MlflowTracker | None:
+        """The observer that logs this study to MLflow, if it is tracked."""
+        from hpt.tracking import MlflowTracker
+
+        return next((o for o in self.observers if isinstance(o, MlflowTracker)), None)
 
     # Results
     @property
@@ -124,6 +131,19 @@ class Study:
             self._consider(trial)
             if trial.state.finished and trial.params:  # a trial killed before its params were logged has none
                 self.strategy.tell(trial)
+
+    def warm_start(self, warm: WarmStart) -> None:
+        """Tell the strategy the trials of an earlier study (`hpt.warm_start.load_warm_start`) before it asks,
+        so a model-based or evolutionary search starts from what was learnt. They do not become trials
+        of this study (no child runs, not counted); their numbers are negative, and a multi-fidelity
+        scheduler, which promotes trials by number, hands them to its sampler only."""
+        if self._open or self.trials:
+            raise HptError("warm-start a study before its first trial")
+        sampler = getattr(self.strategy, "sampler", None)
+        learner = sampler if isinstance(sampler, Strategy) else self.strategy
+        for trial in warm.trials:
+            learner.tell(trial)
+        self.warm_started = warm
 
     # Ask / tell
     def ask(self) -> Trial:

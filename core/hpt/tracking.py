@@ -40,6 +40,8 @@ PARENT = "parent"
 BEST_METRIC = "best_objective"
 CONFIG_ARTIFACT = "config.json"
 SPACE_ARTIFACT = "space.json"
+MODEL_ARTIFACT = "model"
+"""Artifact path of the best trial's MLflow model on the parent run."""
 _MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100
 _PROBE_RETRIES = 2
 _RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "FINISHED", TrialState.FAILED: "FAILED"}
@@ -262,13 +264,11 @@ class MlflowTracker(StudyObserver):
         tracking_uri: str | None = None,
         experiment: str = "hpt",
         resume: StudyRecord | None = None,
-        plots: bool = True,
     ):
         self.client = make_client(tracking_uri)
         self.tracking_uri = self.client.tracking_uri
         self.experiment = experiment
         self.resume = resume
-        self.plots = plots
         self.writer = MlflowWriter(self.client)
         self.parent_run_id: str | None = None
         self.experiment_id: str | None = None
@@ -317,14 +317,18 @@ class MlflowTracker(StudyObserver):
             "hpt.direction": ",".join(study.directions),
             "hpt.metric": study.backend.metric,
             **study.backend.tags(),
+            **study.config.tags,
         }
+        warm = getattr(study, "warm_started", None)  # set by Study.warm_start
+        if warm is not None:
+            tags["hpt.warm_start"] = warm.source_run_id
+            tags["hpt.warm_start_trials"] = str(len(warm.trials))
+            tags["hpt.warm_start_skipped"] = str(warm.skipped)
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=study.name)
         self.parent_run_id = run.info.run_id
         self.writer.run_ids[PARENT] = self.parent_run_id
-        # flat settings as params (a temp checkpoint path would only differ between studies in the UI)
-        params = {k: v for k, v in study.config.items() if not isinstance(v, dict | list) and k != "checkpoint_root"}
-        self.writer.log(PARENT, params=params)
-        self.writer.call(PARENT, "log_text", json.dumps(study.config, indent=2, default=str), CONFIG_ARTIFACT)
+        self.writer.log(PARENT, params=study.config.to_params())
+        self.writer.call(PARENT, "log_text", json.dumps(study.config.to_dict(), indent=2, default=str), CONFIG_ARTIFACT)
         self.writer.call(PARENT, "log_text", json.dumps(study.space.to_dict(), indent=2), SPACE_ARTIFACT)
 
     def trial_started(self, study: Study, trial: Trial) -> None:
@@ -383,13 +387,47 @@ class MlflowTracker(StudyObserver):
             self.writer.call(PARENT, "log_text", json.dumps(front, indent=2, default=str), "pareto_front.json")
         self.writer.log(PARENT, tags={"hpt.counts": json.dumps(study.counts())})
         artifacts = Path(tempfile.mkdtemp(prefix="hpt-artifacts-"))
-        if self.plots:
+        if study.config.plots:
             self._log_study_artifacts(study, artifacts)
+        model = Path(tempfile.mkdtemp(prefix="hpt-model-")) / MODEL_ARTIFACT
+        logged = status == "FINISHED" and best is not None and self._log_model(study, best, model)
         self.writer.call(PARENT, "set_terminated", status)
         self.writer.close()
+        if logged and study.config.register_model:
+            self._register_model(study.config.register_model)
         shutil.rmtree(artifacts, ignore_errors=True)
+        shutil.rmtree(model.parent, ignore_errors=True)
         if self.writer.errors:
             log.warning("%d MLflow writes failed; first: %s", len(self.writer.errors), self.writer.errors[0])
+
+    def _log_model(self, study: Study, best: Trial, path: Path) -> bool:
+        """The best trial's model (`Backend.save_model`, from its checkpoint) as the parent run's `model`."""
+        try:
+            saved = study.backend.save_model(best.params, study._checkpoint_dir(best), path)
+        except Exception as exc:  # the study's results stand without its model
+            log.warning("saving the best trial's model failed: %s", exc)
+            return False
+        if saved:
+            self.writer.call(PARENT, "log_artifacts", str(path), MODEL_ARTIFACT)
+            self.writer.log(PARENT, tags={"hpt.model": MODEL_ARTIFACT})
+        return bool(saved)
+
+    def _register_model(self, name: str) -> None:
+        """Register the parent run's `model` in the Model Registry under `name` (a new version if it exists)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            try:
+                self.client.create_registered_model(name)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            source = f"{self.client.get_run(self.parent_run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
+            version = self.client.create_model_version(name, source, run_id=self.parent_run_id)
+            self.client.set_tag(self.parent_run_id, "hpt.registered_model", f"{name}/{version.version}")
+        except MlflowException as exc:
+            self.writer.errors.append(f"registering model {name!r}: {str(exc).splitlines()[0]}")
+            log.warning("registering the model as %r failed: %s", name, str(exc).splitlines()[0])
 
     def _log_study_artifacts(self, study: Study, directory: Path) -> None:
         """What plugins write at the end of a study (plots, reports), as artifacts of its parent run."""

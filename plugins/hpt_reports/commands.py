@@ -15,25 +15,13 @@ from typing import Any
 
 import click
 
-from hpt.errors import HptError
+from hpt.cli_options import PluginOptionsCommand, backend_options, guard, pairs, study_options, typed
+
+DEFAULT_EXPERIMENT = "hpt-compare"
+"""Where `hpt compare` logs its studies and the comparison run unless told otherwise."""
 
 
-def _scoped_options(values: dict[str, Any], strategies: list[str]) -> dict[str, dict[str, Any]]:
-    """`-O grid.resolution=3` -> {"grid": {"resolution": 3}}; an unscoped key goes to every strategy."""
-    out: dict[str, dict[str, Any]] = {name: {} for name in strategies}
-    for key, value in values.items():
-        name, dot, option = key.rpartition(".")
-        if not dot:
-            for options in out.values():
-                options[option] = value
-        elif name in out:
-            out[name][option] = value
-        else:
-            raise HptError(f"-O {key}: {name!r} is not one of the compared strategies ({', '.join(strategies)})")
-    return out
-
-
-@click.command()
+@click.command(cls=PluginOptionsCommand, plugin_kinds={"backend": "--backend", "strategy": "--strategies"})
 @click.option(
     "--strategies",
     default="random,skopt,hyperband",
@@ -42,81 +30,43 @@ def _scoped_options(values: dict[str, Any], strategies: list[str]) -> dict[str, 
 )
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True, help="Seeds per strategy (0..N-1).")
 @click.option("--trials", type=click.IntRange(min=1), default=30, show_default=True, help="Trials per study.")
-@click.option("--backend", default="mlp", show_default=True, help="What to tune: mlp, function, ...")
-@click.option(
-    "--function", help="Test function of the function backend (branin, hartmann6, rosenbrock, ackley, mixed)."
-)
-@click.option("--dim", type=int, help="Dimension of rosenbrock / ackley.")
-@click.option("--dataset", help="Dataset of the mlp backend (digits, breast_cancer, wine, iris, diabetes, ...).")
-@click.option("--data", type=click.Path(), help="A CSV file to tune on (with --target).")
-@click.option("--target", help="Target column of --data.")
-@click.option("--metric", help="Objective metric (overrides the backend's default).")
-@click.option("--device", help="auto, cpu or cuda (mlp backend).")
-@click.option("--size", type=int, help="Rows of a synthetic dataset (or a subsample of a bundled one).")
-@click.option("--folds", type=int, help="k-fold cross-validation instead of one validation split.")
-@click.option(
-    "-B", "--backend-option", "backend_opts", multiple=True, metavar="KEY=VALUE", help="Other backend option."
-)
 @click.option(
     "-O",
     "--option",
     "strategy_opts",
     multiple=True,
     metavar="[STRATEGY.]KEY=VALUE",
-    help="Strategy option; grid.resolution=3 goes to grid only, a bare KEY to every strategy.",
+    help="Strategy option: grid.resolution=3 goes to grid only, a bare KEY to every strategy that takes it "
+    "(as the strategies' own flags below do).",
 )
-@click.option("--sampler", help="Strategy that proposes configurations to successive-halving / hyperband / asha.")
-@click.option("--min-budget", type=float, help="Smallest budget (epochs) of successive-halving / hyperband / asha.")
-@click.option("--max-budget", type=float, help="Largest budget (epochs) of successive-halving / hyperband / asha.")
-@click.option("--eta", type=float, help="Promotion ratio of successive-halving / hyperband / asha.")
-@click.option("--space", "space_file", type=click.Path(), help="Search space file (YAML or TOML).")
-@click.option(
-    "--set",
-    "sets",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Pin or narrow a parameter in every study: lr=1e-4..1e-2.",
-)
-@click.option("--timeout", type=float, help="Stop starting trials of one study after this many seconds.")
-@click.option("--workers", type=click.IntRange(min=1), help="Trials run in parallel within a study.")
+@study_options
 @click.option(
     "--experiment",
-    default="hpt-compare",
+    default=DEFAULT_EXPERIMENT,
     show_default=True,
     help="MLflow experiment of the studies and the comparison.",
 )
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: ./mlflow.db).")
 @click.option(
     "--plots",
     "plots_dir",
     type=click.Path(file_okay=False),
     help="Directory for anytime.png and comparison.json (default: ./hpt-compare-<id>).",
 )
-@click.option("--quiet", is_flag=True, help="Print nothing but errors and the table.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@guard
 def compare(**opts: Any) -> None:
     """Run every strategy with every seed on the same task and budget; print a table and write an anytime plot.
 
     \b
     hpt compare --strategies random,skopt,hyperband --seeds 3 --trials 20 --dataset digits
     hpt compare --backend function --function hartmann6 --strategies random,skopt,deap
+    hpt compare --strategies hyperband,asha -O sampler=skopt -O max_budget=9 --dataset wine
     """
-    try:
-        _compare(opts)
-    except HptError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    from hpt.config import StudyConfig
 
-
-def _compare(opts: dict[str, Any]) -> None:
-    from hpt.cli import BACKEND_FLAGS, _pairs, _typed
     from hpt_reports.compare import compare as run_comparison
     from hpt_reports.compare import new_comparison_id
 
     strategies = [s.strip() for s in opts["strategies"].split(",") if s.strip()]
-    backend_options = {k: opts[k] for k in BACKEND_FLAGS if opts.get(k) is not None}
-    backend_options.update(_typed(_pairs(opts["backend_opts"], "--backend-option")))
-    scheduler = {k: opts[k] for k in ("sampler", "min_budget", "max_budget", "eta") if opts.get(k) is not None}
     cid = new_comparison_id()
     plots = opts["plots_dir"] or f"hpt-compare-{cid}"
 
@@ -129,20 +79,23 @@ def _compare(opts: dict[str, Any]) -> None:
                 err=True,
             )
 
+    config = StudyConfig(
+        backend=opts["backend"],
+        backend_options=backend_options(opts),
+        overrides=pairs(opts["sets"], "--set"),
+        timeout=opts["timeout"],
+        workers=opts["workers"],
+        experiment=opts["experiment"],
+        tracking_uri=opts["tracking_uri"],
+    )
     result = run_comparison(
-        opts["backend"],
+        None,
         strategies,
         seeds=opts["seeds"],
         trials=opts["trials"],
         space=opts["space_file"],
-        backend_options=backend_options,
-        overrides=_pairs(opts["sets"], "--set"),
-        strategy_options=_scoped_options(_typed(_pairs(opts["strategy_opts"], "--option")), strategies),
-        scheduler_options=scheduler,
-        timeout=opts["timeout"],
-        workers=opts["workers"],
-        tracking=opts["tracking_uri"] or True,
-        experiment=opts["experiment"],
+        config=config,
+        strategy_options={**opts["plugin_options"]["strategy"], **typed(pairs(opts["strategy_opts"], "--option"))},
         plots=plots,
         on_study=progress,
         comparison_id=cid,

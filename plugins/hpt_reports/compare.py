@@ -21,9 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from hpt.config import StudyConfig
 from hpt.errors import HptError
 from hpt.observers import StudyObserver
 from hpt.plugins import registry
+
+from hpt_reports.commands import DEFAULT_EXPERIMENT
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -33,9 +36,6 @@ if TYPE_CHECKING:
     from hpt.trial import Trial
 
 COMPARISON_TAG = "hpt.comparison"
-SCHEDULERS = ("successive-halving", "hyperband", "asha")
-"""Strategies that take `min_budget`, `max_budget`, `eta` and `sampler`."""
-DEFAULT_EXPERIMENT = "hpt-compare"
 PLOT_FILE = "anytime.png"
 TABLE_FILE = "comparison.json"
 _TIME_POINTS = 200
@@ -176,43 +176,55 @@ def _check_strategies(strategies: Sequence[str]) -> None:
             raise HptError(f"strategy {name!r} needs {', '.join(entry.missing())}: {entry.install_hint()}")
 
 
-def _strategy_options(
-    name: str, scheduler: Mapping[str, Any], scoped: Mapping[str, Mapping[str, Any]]
-) -> dict[str, Any]:
-    """A strategy's options: the scheduler options for multi-fidelity strategies, then its own."""
-    return {**(scheduler if name in SCHEDULERS else {}), **scoped.get(name, {})}
+def scoped_options(options: Mapping[str, Any], strategies: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Strategy options for each compared strategy: `grid.resolution` goes to grid only, a bare `eta` to
+    every compared strategy that declares an option of that name (one clear line when none does)."""
+    out: dict[str, dict[str, Any]] = {name: {} for name in strategies}
+    for key, value in options.items():
+        name, dot, option = key.rpartition(".")
+        if dot:
+            if name not in out:
+                raise HptError(
+                    f"option {key}: {name!r} is not one of the compared strategies ({', '.join(strategies)})"
+                )
+            out[name][option] = value
+            continue
+        takers = [s for s in strategies if option in {o.name for o in registry().get("strategy", s).options()}]
+        if not takers:
+            raise HptError(f"option {key}: none of the compared strategies ({', '.join(strategies)}) takes it")
+        for name in takers:
+            out[name][option] = value
+    return out
 
 
 def compare(
-    objective: Backend | Callable[..., Any] | str = "mlp",
+    objective: Backend | Callable[..., Any] | str | None = None,
     strategies: Sequence[str] = ("random", "skopt", "hyperband"),
     *,
     seeds: int | Sequence[int] = 5,
     trials: int = 30,
     space: Any = None,
-    backend_options: Mapping[str, Any] | None = None,
-    overrides: Mapping[str, str] | None = None,
-    strategy_options: Mapping[str, Mapping[str, Any]] | None = None,
-    scheduler_options: Mapping[str, Any] | None = None,
-    timeout: float | None = None,
-    workers: int | None = None,
+    config: StudyConfig | None = None,
+    strategy_options: Mapping[str, Any] | None = None,
     tracking: bool | str = True,
-    experiment: str = DEFAULT_EXPERIMENT,
     plots: str | Path | None = None,
     on_study: Callable[[StudyOutcome, int, int], None] | None = None,
     comparison_id: str | None = None,
+    **settings: Any,
 ) -> Comparison:
     """Run every strategy with every seed on the same task and budget, and summarise.
 
-    `objective` is a backend name, a Backend or a callable (then `space` is required); the backend is
-    built once and shared by every study, so every strategy sees the same data and split.
-    `strategy_options` maps a strategy name to its options (`{"grid": {"resolution": 3}}`);
-    `scheduler_options` (`min_budget`, `max_budget`, `eta`, `sampler`) go to successive-halving,
-    hyperband and asha only. `seeds` is a count (seeds 0..n-1) or a list. With tracking, each study is a
-    parent run tagged `hpt.comparison=<id>` in `experiment`, and a `compare-...` run holds the table and
-    the plot. `plots` is a directory for the anytime plot and the table (a temporary one when None).
-    `on_study(outcome, index, total)` is called after each study (progress reports). `comparison_id`
-    names the comparison (a random 8-character id by default).
+    `objective` is a backend name, a Backend or a callable (then `space` is required; None: the
+    configured or default backend); the backend is built once and shared by every study, so every
+    strategy sees the same data and split. `config` and `settings` are the studies' common settings
+    (a `StudyConfig` and/or its fields: `backend_options`, `overrides`, `workers`, `timeout`, ...;
+    `experiment` defaults to `hpt-compare`). `strategy_options` are keyed `strategy.option` for one
+    strategy or `option` for every strategy that declares it (`{"grid.resolution": 3, "eta": 2}`).
+    `seeds` is a count (seeds 0..n-1) or a list. With tracking, each study is a parent run tagged
+    `hpt.comparison=<id>`, and a `compare-...` run holds the table and the plot. `plots` is a directory
+    for the anytime plot and the table (a temporary one when None). `on_study(outcome, index, total)` is
+    called after each study (progress reports). `comparison_id` names the comparison (a random
+    8-character id by default).
     """
     from hpt.api import create_study, make_backend
     from hpt.space import as_space
@@ -222,13 +234,19 @@ def compare(
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seed_list:
         raise HptError("no seed to compare with: pass --seeds 1 or more")
-    backend = make_backend(objective, as_space(space), **dict(backend_options or {}))
+    if isinstance(tracking, str):
+        settings["tracking_uri"] = tracking
+    base = (config or StudyConfig(experiment=DEFAULT_EXPERIMENT)).replace(trials=trials, **settings)
+    per_strategy = scoped_options(strategy_options or {}, strategies)
+    if objective is None or isinstance(objective, str):
+        objective = objective or base.backend or registry().default_name("backend")
+    backend = make_backend(objective, as_space(space), **base.backend_options)
     if len(backend.directions) > 1:
         raise HptError(f"compare needs one objective; backend {backend.describe()!r} has {len(backend.directions)}")
     cid = comparison_id or new_comparison_id()
     task = backend.describe()
-    result = Comparison(cid, task, backend.metric, backend.direction, trials, [], experiment=experiment)
-    tracker_client, run_id = _start_run(tracking, experiment, cid, task, strategies, seed_list, trials)
+    result = Comparison(cid, task, backend.metric, backend.direction, trials, [], experiment=base.experiment)
+    tracker_client, run_id = _start_run(tracking and base, cid, task, strategies, seed_list, trials)
     if tracker_client is not None:
         result.tracking_uri, result.run_id = tracker_client.tracking_uri, run_id
     total = len(strategies) * len(seed_list)
@@ -240,21 +258,18 @@ def compare(
                 study = create_study(
                     backend,
                     space,
-                    strategy=strategy,
-                    seed=seed,
-                    workers=workers,
-                    tracking=tracking,
-                    experiment=experiment,
-                    strategy_options=_strategy_options(strategy, scheduler_options or {}, strategy_options or {}),
-                    overrides=overrides,
-                    name=f"{strategy}-{task}-seed{seed}-{cid}",
-                    trials=trials,
+                    config=base.replace(
+                        strategy=strategy,
+                        strategy_options={**base.strategy_options, **per_strategy[strategy]},
+                        seed=seed,
+                        name=f"{strategy}-{task}-seed{seed}-{cid}",
+                        tags={**base.tags, COMPARISON_TAG: cid},
+                    ),
+                    tracking=bool(tracking),
                     observers=[recorder],
                 )
-                study.optimize(trials, timeout)
+                study.optimize(trials, base.timeout)
                 outcome = _outcome(study, strategy, seed, recorder)
-                if tracker_client is not None and outcome.run_id:
-                    tracker_client.set_tag(outcome.run_id, COMPARISON_TAG, cid)
                 result.outcomes.append(outcome)
                 if on_study:
                     on_study(outcome, len(result.outcomes), total)
@@ -268,7 +283,7 @@ def compare(
 
 
 def _outcome(study: Study, strategy: str, seed: int, recorder: _AnytimeRecorder) -> StudyOutcome:
-    tracker = next((o for o in study.observers if hasattr(o, "parent_run_id")), None)
+    tracker = study.tracker
     counts = study.counts()
     return StudyOutcome(
         strategy=strategy,
@@ -284,16 +299,16 @@ def _outcome(study: Study, strategy: str, seed: int, recorder: _AnytimeRecorder)
 
 
 def _start_run(
-    tracking: bool | str, experiment: str, cid: str, task: str, strategies: list[str], seeds: list[int], trials: int
+    config: StudyConfig | bool, cid: str, task: str, strategies: list[str], seeds: list[int], trials: int
 ) -> tuple[Any, str | None]:
     """The comparison's own run (table and plot go there), or (None, None) without tracking."""
-    if not tracking:
+    if not isinstance(config, StudyConfig):
         return None, None
     from hpt.tracking import make_client
 
-    client = make_client(tracking if isinstance(tracking, str) else None)
-    exp = client.get_experiment_by_name(experiment)
-    exp_id = exp.experiment_id if exp else client.create_experiment(experiment)
+    client = make_client(config.tracking_uri)
+    exp = client.get_experiment_by_name(config.experiment)
+    exp_id = exp.experiment_id if exp else client.create_experiment(config.experiment)
     run = client.create_run(
         exp_id,
         run_name=f"compare-{task}-{cid}",

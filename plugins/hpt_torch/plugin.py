@@ -14,6 +14,7 @@ def hpt_register_backends(register):
         requires={"torch": "torch", "sklearn": "scikit-learn"},
         extra="torch",
         summary="PyTorch MLP on tabular data (classification or regression)",
+        default=True,
         worker_imports=("torch._dynamo",),  # torch.optim imports it at a process's first optimizer (about 1 s)
     )
 
