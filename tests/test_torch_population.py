@@ -116,9 +116,9 @@ def test_stack_groups_buckets_what_padding_would_waste():
 
 
 def test_auto_batch_trials_picks_k_by_device():
-    assert auto_batch_trials("cpu") == 16
+    assert auto_batch_trials("cpu") == 1  # measured: the default space gains nothing stacked on a CPU
     assert auto_batch_trials("cuda:1") == 64
-    assert auto_batch_trials("auto") >= 16
+    assert auto_batch_trials("auto") >= 1
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "selu", "gelu", "elu", "leaky_relu"])

@@ -45,7 +45,7 @@ from hpt_torch.training import TrainingRun, save_checkpoint
 
 REPACK_BELOW = 0.75
 """Repack the stack when the members still training fit in this fraction of its padded size."""
-AUTO_BATCH_TRIALS = {"cpu": 16, "cuda": 64, "mps": 32}
+AUTO_BATCH_TRIALS = {"cpu": 1, "cuda": 64, "mps": 16}
 """`--batch-trials auto` per device type (see `auto_batch_trials`)."""
 
 
@@ -84,9 +84,11 @@ COST_MODELS = {"cpu": CostModel(), "cuda": CostModel(step=2.5e-3, member_step=0.
 def auto_batch_trials(device: str) -> int:
     """The K `--batch-trials auto` picks for a device (`cpu`, `cuda`, `cuda:N`, `mps`, `auto`).
 
-    On a CPU the speed-up grows with K up to about 16 members and flattens after (the matrix products start
-    to dominate the per-step overhead stacking saves), while a larger K makes model-based strategies ask
-    more points before they learn from any; a GPU has the width to stack far more members."""
+    Stacking saves the fixed cost of each training step, not the arithmetic. On a CPU the default space's
+    wider networks are bound by arithmetic and memory traffic, and benchmarks/population.py measured it
+    slower batched than one trial at a time on a 2-core CPU (digits, K = 4 and 16): 1, no batching. On a
+    GPU launches dominate a small network's step, so a large stack is nearly free: 64 (not yet measured);
+    Apple MPS in between."""
     if device in ("auto", ""):
         device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     return AUTO_BATCH_TRIALS.get(torch.device(device).type, AUTO_BATCH_TRIALS["cpu"])
