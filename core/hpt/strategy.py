@@ -21,6 +21,13 @@ class Strategy(ABC):
       where that matters. An empty list with nothing pending means the strategy is exhausted.
     - `tell(trial)` receives every finished trial (complete, pruned or failed). Resume replays
       finished trials through `tell`, so a strategy's state must be rebuildable from them.
+    - Resume continues the search: a fresh instance (same space, seed and options) told a study's
+      finished trials in trial order must propose what the stopped one would have proposed next, or at
+      least no configuration already finished (unless the space is exhausted). The simple way is a
+      counter-based random stream: draw suggestion i from `rng_for(i)` and, in `tell`, move the
+      counter past `trial.number`, so replayed trials put the strategy where it was. A strategy that
+      draws from one generator (`self.rng`) at ask time restarts that stream on resume and repeats itself.
+      `hpt.testing.check_strategy` checks this along with the rest of the contract.
     - Options arrive as keyword arguments (`--option key=value` on the CLI).
     """
 
@@ -33,6 +40,13 @@ class Strategy(ABC):
         self.directions = tuple(directions)
         self.seed = seed
         self.rng = np.random.default_rng(seed)
+        # the root of `rng_for`: the seed, or fresh entropy when there is none (nothing to reproduce then)
+        self._stream_root = np.random.SeedSequence(seed).entropy
+
+    def rng_for(self, index: int) -> np.random.Generator:
+        """The random stream of suggestion `index`, derived from (seed, index) alone: the same in a
+        resumed study as in one that never stopped, whatever was drawn before."""
+        return np.random.default_rng([self._stream_root, index])
 
     @abstractmethod
     def ask(self, n: int = 1) -> list[Suggestion]:

@@ -7,6 +7,11 @@ own generator, so a fresh instance told the same trials in the same order rebuil
 same generations (resume). A told trial that belongs to no member of the current generation (an
 interrupted trial re-run after a resume, a point enqueued by hand) joins the breeding pool as an
 immigrant. A failed trial gets the worst fitness: one more than the worst loss seen, per objective.
+
+A member whose configuration was already evaluated (a child that variation left equal to its parent,
+CMA-ES samples clipped to the same corner, integer or categorical genes decoding alike) is never handed
+out again: it takes the known result, and a generation made only of known configurations is bred on at
+once (up to `MAX_STALE_GENERATIONS` in a row: then the small space is taken as exhausted).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from hpt.strategy import Strategy
 from hpt.trial import Suggestion, Trial
 
 Genes = list[float]
+MAX_STALE_GENERATIONS = 50
+"""Generations in a row with nothing new to evaluate before the strategy reports itself exhausted."""
 
 
 @cache
@@ -66,8 +73,11 @@ class GenerationalStrategy(Strategy):
         self._losses: list[list[float] | None | bool] = []  # False: not told yet
         self._handed: set[int] = set()
         self._index: dict[str, list[int]] = {}
+        self._keys: list[str] = []
         self._immigrants: list[tuple[Genes, list[float] | None]] = []
         self._worst: list[float] | None = None
+        self._known: dict[str, list[float] | None] = {}  # every finished configuration and its losses
+        self._stale = 0  # generations in a row bred without a configuration to evaluate
 
     @contextmanager
     def seeded(self) -> Iterator[None]:
@@ -88,8 +98,12 @@ class GenerationalStrategy(Strategy):
         self._losses = [False] * len(self._members)
         self._handed = set()
         self._index = {}
-        for i, genes in enumerate(self._members):
-            self._index.setdefault(_key(self.space.validate(self.space.decode(genes))), []).append(i)
+        self._keys = [_key(self.space.validate(self.space.decode(genes))) for genes in self._members]
+        for i, key in enumerate(self._keys):
+            if key in self._known:  # evaluated before: take its result instead of evaluating it again
+                self._losses[i] = self._known[key]
+            else:
+                self._index.setdefault(key, []).append(i)
 
     def ask(self, n: int = 1) -> list[Suggestion]:
         """Members of the current generation not handed out yet; fewer than `n` (maybe none) while
@@ -98,7 +112,8 @@ class GenerationalStrategy(Strategy):
         for i, genes in enumerate(self._members):
             if len(out) == n:
                 break
-            if i not in self._handed and self._losses[i] is False:
+            first = self._index.get(self._keys[i], [i])[0] == i  # a twin in the generation waits for its result
+            if first and i not in self._handed and self._losses[i] is False:
                 self._handed.add(i)
                 out.append(Suggestion(self.space.decode(genes)))
         return out
@@ -109,21 +124,29 @@ class GenerationalStrategy(Strategy):
             self._worst = (
                 losses if self._worst is None else [max(a, b) for a, b in zip(self._worst, losses, strict=True)]
             )
-        waiting = [i for i in self._index.get(_key(trial.params), []) if self._losses[i] is False]
-        if waiting:
-            self._losses[waiting[0]] = losses
-        else:
+        key = _key(trial.params)
+        self._known[key] = losses
+        waiting = [i for i in self._index.get(key, []) if self._losses[i] is False]
+        for i in waiting:  # the member and any twin of it in this generation
+            self._losses[i] = losses
+        if not waiting:
             self._immigrants.append((list(self.space.encode(trial.params)), losses))
-        if self._members and all(loss is not False for loss in self._losses):
-            evaluated = [
-                Individual(g, self._fitness(loss)) for g, loss in zip(self._members, self._losses, strict=True)
-            ]
-            evaluated += [Individual(g, self._fitness(loss)) for g, loss in self._immigrants]
-            self._immigrants = []
-            with self.seeded():
-                members = self.breed(evaluated)
-            self.generation += 1
-            self.start(members)
+        self._stale = 0
+        while self._members and all(loss is not False for loss in self._losses):
+            if self._stale >= MAX_STALE_GENERATIONS:
+                self._members, self._losses = [], []  # nothing new turns up: the space is exhausted
+                break
+            self._breed_next()
+            self._stale += not self._index  # every member of the new generation was known already
+
+    def _breed_next(self) -> None:
+        evaluated = [Individual(g, self._fitness(loss)) for g, loss in zip(self._members, self._losses, strict=True)]
+        evaluated += [Individual(g, self._fitness(loss)) for g, loss in self._immigrants]
+        self._immigrants = []
+        with self.seeded():
+            members = self.breed(evaluated)
+        self.generation += 1
+        self.start(members)
 
     def _fitness(self, losses: list[float] | None) -> list[float]:
         if losses is not None:
