@@ -1,21 +1,20 @@
-"""Search-quality benchmark: simple regret of hpt's strategies against Optuna and scikit-optimize.
+"""Search-quality suite: hpt's strategies against Optuna and scikit-optimize on 22 synthetic functions and
+network-tuning tasks (Bayesmark's MLP-adam / MLP-sgd, hpt's own `mlp` backend). Run by hand, never in tests.
 
-On the `function` backend (known optima), every method runs `--seeds` times per function; the
-table gives the median and interquartile range of simple regret (best value found minus the
-optimum) after each budget, and the ratio of that median to random search's in the same run. An
-anytime plot (median with IQR band) is written to `--plot`. Budgets are prefixes of one run, so
-a method runs once per seed up to its largest budget; GP-based methods (slow: a model fit per
-trial) stop at `--gp-max-trials`.
+Every (task, method, seed) run is cached in `--cache` (JSON lines), so a run resumes where the last one
+stopped and grows it: more seeds, more tasks, longer runs. Runs go in priority order (seed by seed, so
+every method has the first seeds before any has the last). Budgets are prefixes of one run.
 
-    .venv/bin/python benchmarks/quality.py                          # the full run (long)
-    .venv/bin/python benchmarks/quality.py --seeds 5 --gp-max-trials 60 --jobs 2
-    .venv/bin/python benchmarks/quality.py --functions branin,mixed --methods random,skopt,tpe --budgets 30
-    .venv/bin/python benchmarks/quality.py --ask-latency           # seconds per skopt ask at 50/100/200 trials
+    .venv/bin/python benchmarks/quality.py --quick                     # minutes: 4 functions, 3 seeds, 30 trials
+    nice -n 10 .venv/bin/python benchmarks/quality.py --tasks synthetic --seeds 10 --jobs 1
+    .venv/bin/python benchmarks/quality.py --tasks bayesmark --methods random,tpe,optuna-gp,skopt,auto --seeds 5
+    .venv/bin/python benchmarks/quality.py --no-run --docs             # table into docs/strategies.md from the cache
+    .venv/bin/python benchmarks/quality.py --ask-latency skopt,auto    # seconds per ask at 50/100/200/500 trials
+    .venv/bin/python benchmarks/quality.py --tasks tuning --methods skopt,skopt:warp=false,gp_minimize --seeds 5
 
-`--ask-latency` times the `skopt` strategy on Hartmann-6 after 50, 100 and 200 told trials: the
-first ask of a resumed study (one fit on every trial), then a tell and an ask as in a running
-study, against the same strategy with latency bounding switched off (`warm_after` beyond the
-trial count: scikit-optimize's default fit and acquisition settings) in the same run.
+`--tasks` takes names or groups: synthetic, bayesmark, hpt-mlp, tuning (what strategies were diagnosed
+on), heldout (the other synthetic functions), all. A method may carry strategy options
+(`skopt:warm_after=1000000`), which makes it a method of its own in the cache and the table.
 """
 
 from __future__ import annotations
@@ -26,241 +25,165 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # o
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
-import logging  # noqa: E402
+import re  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from concurrent.futures import ProcessPoolExecutor  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from hpt.space import Categorical, Float, Int, Params, Space  # noqa: E402
-from hpt_basic.test_functions import FUNCTIONS  # noqa: E402
+from suite import functions, methods, report  # noqa: E402
+from suite.store import Store, run_one  # noqa: E402
+from suite.tasks import TASKS  # noqa: E402
 
-HPT_METHODS = ("random", "grid", "skopt", "deap", "cmaes")
-OTHER_METHODS = ("tpe", "optuna-gp", "gp_minimize")
-GP_METHODS = {"skopt", "optuna-gp", "gp_minimize"}
-DEFAULT_FUNCTIONS = ("branin", "hartmann6", "rosenbrock", "ackley", "mixed")
-CONTINUOUS = ("branin", "hartmann6", "rosenbrock", "ackley")
-
-
-def run_hpt(method: str, function: str, trials: int, seed: int) -> list[float]:
-    import hpt
-    from hpt_basic.function_backend import FunctionBackend
-
-    options = {"shuffle": True} if method == "grid" else {}
-    study = hpt.optimize(
-        FunctionBackend(function=function), trials=trials, seed=seed, strategy=method, strategy_options=options
-    )
-    return [t.value if t.value is not None else np.inf for t in study.trials]
-
-
-def _optuna_params(trial, space: Space) -> Params:
-    params: Params = {}
-    for name, param in space.items():
-        if not space.is_active(name, params):
-            continue
-        if isinstance(param, Float):
-            params[name] = trial.suggest_float(name, param.low, param.high, log=param.log)
-        elif isinstance(param, Int):
-            params[name] = trial.suggest_int(name, param.low, param.high, step=param.step, log=param.log)
-        elif isinstance(param, Categorical):
-            params[name] = trial.suggest_categorical(name, list(param.choices))
-        else:
-            params[name] = param.value
-    return params
-
-
-def run_optuna(method: str, function: str, trials: int, seed: int) -> list[float]:
-    import optuna
-
-    optuna.logging.set_verbosity(logging.WARNING)
-    fn = FUNCTIONS[function]
-    space = fn.space(fn.default_dim)
-    sampler = optuna.samplers.TPESampler(seed=seed) if method == "tpe" else optuna.samplers.GPSampler(seed=seed)
-    study = optuna.create_study(sampler=sampler)
-    study.optimize(lambda trial: fn.evaluate(_optuna_params(trial, space)), n_trials=trials)
-    return [t.value for t in study.trials]
-
-
-def run_gp_minimize(method: str, function: str, trials: int, seed: int) -> list[float]:
-    from skopt import gp_minimize
-    from skopt.space import Categorical as SkCategorical
-    from skopt.space import Integer, Real
-
-    fn = FUNCTIONS[function]
-    space = fn.space(fn.default_dim)
-    dims, names = [], list(space)
-    for name, param in space.items():
-        if isinstance(param, Float):
-            dims.append(Real(param.low, param.high, prior="log-uniform" if param.log else "uniform", name=name))
-        elif isinstance(param, Int):
-            dims.append(Integer(param.low, param.high, prior="log-uniform" if param.log else "uniform", name=name))
-        else:
-            dims.append(SkCategorical(list(param.choices), name=name))
-    result = gp_minimize(
-        lambda x: fn.evaluate(dict(zip(names, x, strict=True))), dims, n_calls=trials, random_state=seed
-    )
-    return list(result.func_vals)
-
-
-RUNNERS: dict[str, Callable[[str, str, int, int], list[float]]] = {
-    **dict.fromkeys(HPT_METHODS, run_hpt),
-    "tpe": run_optuna,
-    "optuna-gp": run_optuna,
-    "gp_minimize": run_gp_minimize,
+HERE = Path(__file__).parent
+DOCS = HERE.parent / "docs" / "strategies.md"
+MARKERS = ("<!-- quality-suite:start -->", "<!-- quality-suite:end -->")
+QUICK = {
+    "tasks": "branin,hartmann3,levy_cat,conditional",
+    "methods": "random,tpe,skopt,auto",
+    "seeds": 3,
+    "trials": 30,
+    "budgets": "15,30",
 }
+PAIRS = (("auto", "tpe"), ("auto", "optuna-gp"), ("skopt", "gp_minimize"))
 
 
-def regret_curve(method: str, function: str, trials: int, seed: int) -> tuple[str, str, int, np.ndarray, float]:
-    """Best-so-far regret after each trial, and the seconds the run took."""
+def select_tasks(spec: str) -> list[str]:
+    groups = {
+        "synthetic": [t for t in functions.TASKS],
+        "tuning": list(functions.TUNING),
+        "heldout": [t for t in functions.TASKS if t not in functions.TUNING],
+        "bayesmark": [t for t, v in TASKS.items() if v.family == "bayesmark"],
+        "hpt-mlp": [t for t, v in TASKS.items() if v.family == "hpt-mlp"],
+        "all": list(TASKS),
+    }
+    chosen: list[str] = []
+    for item in spec.split(","):
+        for task in groups.get(item, [item]):
+            if task not in TASKS:
+                raise SystemExit(f"error: unknown task {task!r}")
+            if task not in chosen:
+                chosen.append(task)
+    return chosen
+
+
+def run(store: Store, tasks: list[str], names: list[str], seeds: list[int], trials: int, jobs: int) -> None:
+    revisions = {m: methods.revision(m) for m in names}
+    todo = [
+        (t, m, trials, s, revisions[m])
+        for s in seeds
+        for t in tasks
+        for m in names
+        if store.get(t, m, s, revisions[m], trials) is None
+    ]
+    print(f"{len(todo)} runs to do ({len(tasks) * len(names) * len(seeds) - len(todo)} cached)", flush=True)
     started = time.perf_counter()
-    values = np.asarray(RUNNERS[method](method, function, trials, seed), dtype=float)
-    best = np.minimum.accumulate(values) - FUNCTIONS[function].optimum
-    return method, function, seed, np.maximum(best, 0.0), time.perf_counter() - started
+    if jobs == 1:
+        for done, job in enumerate(todo, 1):
+            _record(store, run_one(*job), done, len(todo), started)
+        return
+    with ProcessPoolExecutor(jobs) as pool:
+        futures = [pool.submit(run_one, *job) for job in todo]
+        for done, future in enumerate(as_completed(futures), 1):
+            _record(store, future.result(), done, len(todo), started)
 
 
-def _cell(curves: list[np.ndarray], budget: int) -> tuple[float, float, float] | None:
-    if not curves or len(curves[0]) < budget:
-        return None
-    at = np.array([c[budget - 1] for c in curves])
-    return float(np.median(at)), float(np.percentile(at, 25)), float(np.percentile(at, 75))
+def _record(store: Store, record: dict, done: int, total: int, started: float) -> None:
+    store.add(record)
+    print(
+        f"[{done}/{total} {time.perf_counter() - started:.0f}s] {record['task']} {record['method']} "
+        f"seed {record['seed']}: {record['seconds']:.1f}s",
+        flush=True,
+    )
 
 
-def print_table(results: dict, functions: list[str], methods: list[str], budgets: list[int], seconds: dict) -> None:
-    for function in functions:
-        print(f"\n{function} (optimum {FUNCTIONS[function].optimum:g}): median regret [IQR], ratio to random's median")
-        print(f"  {'method':<12}" + "".join(f"{'@' + str(b):>36}" for b in budgets) + f"{'s/run':>8}")
-        baseline = {b: _cell(results.get(("random", function), []), b) for b in budgets}
-        for method in methods:
-            row = f"  {method:<12}"
-            for budget in budgets:
-                cell = _cell(results.get((method, function), []), budget)
-                if cell is None:
-                    row += f"{'-':>36}"
-                    continue
-                ratio = ""
-                if baseline[budget] is not None and baseline[budget][0] > 0:
-                    ratio = f" x{cell[0] / baseline[budget][0]:.2f}"
-                row += f"{f'{cell[0]:.4g} [{cell[1]:.3g}, {cell[2]:.3g}]{ratio}':>36}"
-            print(row + f"{seconds.get((method, function), 0.0):>8.1f}")
+def load(
+    store: Store, tasks: list[str], names: list[str], seeds: list[int], length: int, any_revision: bool = False
+) -> report.Results:
+    revisions = {m: None if any_revision else methods.revision(m) for m in names}
+    curves, seed_lists, seconds = {}, {}, {}
+    for task in tasks:
+        for method in names:
+            rows = [(s, r) for s in seeds if (r := store.get(task, method, s, revisions[method], length))]
+            if rows:
+                curves[task, method] = np.vstack([report.regret_curve(r, length) for _, r in rows])
+                seed_lists[task, method] = [s for s, _ in rows]
+                seconds[task, method] = float(np.mean([r["seconds"] for _, r in rows]))
+    return report.Results(curves, seed_lists, seconds)
 
 
-def print_goals(results: dict, functions: list[str], budgets: list[int]) -> None:
-    def median(method: str, function: str, budget: int) -> float | None:
-        cell = _cell(results.get((method, function), []), budget)
-        return None if cell is None else cell[0]
-
-    print("\nGoals")
-    for budget in [b for b in budgets if b <= 60]:
-        pairs = [(f, median("skopt", f, budget), median("tpe", f, budget)) for f in functions]
-        pairs = [(f, s, t) for f, s, t in pairs if s is not None and t is not None]
-        if pairs:
-            wins = [f for f, s, t in pairs if s < t]
-            print(f"  skopt < tpe @{budget}: {len(wins)}/{len(pairs)} functions ({', '.join(wins)})")
-        pairs = [(f, median("skopt", f, budget), median("gp_minimize", f, budget)) for f in functions]
-        pairs = [(f, s, g) for f, s, g in pairs if s is not None and g is not None]
-        if pairs:
-            ratios = ", ".join(f"{f} {s:.3g} vs {g:.3g}" for f, s, g in pairs)
-            print(f"  skopt vs gp_minimize @{budget}: {ratios}")
-    top = max(budgets)
-    for method in ("deap", "cmaes"):
-        pairs = [(f, median(method, f, top), median("random", f, top)) for f in functions if f in CONTINUOUS]
-        pairs = [(f, m, r) for f, m, r in pairs if m is not None and r is not None]
-        if pairs:
-            wins = [f for f, m, r in pairs if m < r]
-            print(f"  {method} < random @{top} (continuous): {len(wins)}/{len(pairs)} ({', '.join(wins)})")
-
-
-def plot(results: dict, functions: list[str], methods: list[str], path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(functions), figsize=(4.2 * len(functions), 3.6), squeeze=False)
-    for ax, function in zip(axes[0], functions, strict=True):
-        for method in methods:
-            curves = results.get((method, function))
-            if not curves:
-                continue
-            stack = np.vstack(curves)
-            x = np.arange(1, stack.shape[1] + 1)
-            (line,) = ax.plot(x, np.median(stack, axis=0), label=method)
-            ax.fill_between(x, *np.percentile(stack, [25, 75], axis=0), color=line.get_color(), alpha=0.15)
-        ax.set_yscale("symlog", linthresh=1e-3)
-        ax.set_title(function)
-        ax.set_xlabel("trials")
-    axes[0][0].set_ylabel("simple regret (median, IQR)")
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-
-
-def _time_asks(told: int, options: dict) -> tuple[float, float]:
+def ask_latency(names: list[str], sizes: tuple[int, ...] = (50, 100, 200, 500)) -> str:
+    """Seconds for the first ask after a resume (one fit on every replayed trial) and for one tell + ask."""
+    from hpt.plugins import registry
     from hpt.trial import Trial, TrialState
-    from hpt_skopt.strategy import SkoptStrategy
 
-    fn = FUNCTIONS["hartmann6"]
-    space = fn.space(fn.default_dim)
-    rng = np.random.default_rng(0)
-    strategy = SkoptStrategy(space, seed=0, **options)
-    for number in range(told):
-        params = space.sample(rng)
-        strategy.tell(Trial(number, params, state=TrialState.COMPLETE, values=[fn.evaluate(params)]))
-    started = time.perf_counter()
-    params = strategy.ask(1)[0].params
-    resumed = time.perf_counter() - started
-    started = time.perf_counter()
-    strategy.tell(Trial(told, params, state=TrialState.COMPLETE, values=[fn.evaluate(params)]))
-    strategy.ask(1)
-    return resumed, time.perf_counter() - started
+    task = functions.TASKS["hartmann6"]
+    lines = ["| strategy | told trials | first ask after resume (s) | tell + ask (s) |", "| --- | --- | --- | --- |"]
+    for name in names:
+        for told in sizes:
+            rng = np.random.default_rng(0)
+            strategy = registry().create("strategy", name, task.space, seed=0)
+            for number in range(told):
+                params = task.space.sample(rng)
+                strategy.tell(Trial(number, params, state=TrialState.COMPLETE, values=[task.true_value(params)]))
+            started = time.perf_counter()
+            params = strategy.ask(1)[0].params
+            resumed = time.perf_counter() - started
+            started = time.perf_counter()
+            strategy.tell(Trial(told, params, state=TrialState.COMPLETE, values=[task.true_value(params)]))
+            strategy.ask(1)
+            lines.append(f"| {name} | {told} | {resumed:.2f} | {time.perf_counter() - started:.2f} |")
+            print(lines[-1], flush=True)
+    return "\n".join(lines) + "\n"
 
 
-def ask_latency(sizes: tuple[int, ...] = (50, 100, 200)) -> None:
-    print("skopt on hartmann6: seconds for the first ask after a resume, and for one tell + ask")
-    print(f"  {'told':>5}{'resume ask':>12}{'tell+ask':>10}{'unbounded tell+ask':>20}{'ratio':>8}")
-    for told in sizes:
-        resumed, step = _time_asks(told, {})
-        _, plain = _time_asks(told, {"warm_after": 10**6})
-        print(f"  {told:>5}{resumed:>12.2f}{step:>10.2f}{plain:>20.2f}{step / plain:>8.2f}")
+def splice_docs(text: str) -> None:
+    doc = DOCS.read_text()
+    pattern = re.compile(re.escape(MARKERS[0]) + ".*?" + re.escape(MARKERS[1]), re.S)
+    if not pattern.search(doc):
+        raise SystemExit(f"error: {DOCS} has no {MARKERS[0]} ... {MARKERS[1]} section")
+    DOCS.write_text(pattern.sub(lambda _: f"{MARKERS[0]}\n{text}{MARKERS[1]}", doc))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--functions", default=",".join(DEFAULT_FUNCTIONS), help="comma-separated test functions")
-    parser.add_argument("--methods", default=",".join(HPT_METHODS + OTHER_METHODS), help="comma-separated methods")
-    parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 per method and function")
-    parser.add_argument("--budgets", default="30,60,200", help="comma-separated trial budgets reported")
-    parser.add_argument("--gp-max-trials", type=int, default=200, help="largest budget run by GP-based methods")
+    parser.add_argument("--tasks", default="synthetic,bayesmark,hpt-mlp", help="task names or groups, commas")
+    parser.add_argument("--methods", default=",".join(methods.DEFAULT_METHODS), help="methods, commas")
+    parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1")
+    parser.add_argument("--trials", type=int, default=60, help="evaluations per run (the largest budget)")
+    parser.add_argument("--budgets", default="30,60", help="budgets reported, commas")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
-    parser.add_argument("--plot", default="quality.png", help="anytime plot (PNG) to write")
-    parser.add_argument("--ask-latency", action="store_true", help="time skopt asks at 50/100/200 trials instead")
+    parser.add_argument("--quick", action="store_true", help="a small subset that finishes in minutes")
+    parser.add_argument("--no-run", action="store_true", help="report from the cache only")
+    parser.add_argument("--cache", default=str(HERE / "results" / "quality.jsonl"), help="JSON-lines result cache")
+    parser.add_argument("--markdown", default=str(HERE / "results" / "quality.md"), help="table to write")
+    parser.add_argument("--plot", default=str(HERE / "results" / "quality.png"), help="anytime plot to write")
+    parser.add_argument("--docs", action="store_true", help="also write the table into docs/strategies.md")
+    parser.add_argument("--any-revision", action="store_true", help="report cached runs of older code too")
+    parser.add_argument("--ask-latency", metavar="STRATEGIES", help="time asks of these strategies instead")
     args = parser.parse_args()
     if args.ask_latency:
-        ask_latency()
+        ask_latency(args.ask_latency.split(","))
         return
-
-    functions = args.functions.split(",")
-    methods = args.methods.split(",")
-    budgets = sorted(int(b) for b in args.budgets.split(","))
-    unknown = [m for m in methods if m not in RUNNERS] + [f for f in functions if f not in FUNCTIONS]
-    if unknown:
-        parser.error(f"unknown method or function: {', '.join(unknown)}")
-    jobs = []
-    for method in methods:
-        trials = max(budgets) if method not in GP_METHODS else min(max(budgets), args.gp_max_trials)
-        jobs += [(method, f, trials, seed) for f in functions for seed in range(args.seeds)]
-
-    results: dict[tuple[str, str], list[np.ndarray]] = {}
-    seconds: dict[tuple[str, str], float] = {}
-    with ProcessPoolExecutor(args.jobs) as pool:
-        for method, function, _seed, curve, took in pool.map(regret_curve, *zip(*jobs, strict=True)):
-            results.setdefault((method, function), []).append(curve)
-            seconds[method, function] = seconds.get((method, function), 0.0) + took / args.seeds
-    print(f"seeds 0..{args.seeds - 1}; GP-based methods up to {args.gp_max_trials} trials")
-    print_table(results, functions, methods, budgets, seconds)
-    print_goals(results, functions, budgets)
-    plot(results, functions, methods, args.plot)
-    print(f"\nanytime plot: {args.plot}")
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    tasks, names = select_tasks(args.tasks), args.methods.split(",")
+    seeds, budgets = list(range(args.seeds)), sorted(int(b) for b in args.budgets.split(","))
+    for name in names:
+        methods.runner(name)
+    store = Store(Path(args.cache))
+    if not args.no_run:
+        run(store, tasks, names, seeds, args.trials, args.jobs)
+    results = load(store, tasks, names, seeds, max(budgets), args.any_revision)
+    pairs = [p for p in PAIRS if p[0] in names and p[1] in names]
+    table = report.markdown(results, tasks, names, budgets, pairs)
+    Path(args.markdown).write_text(table)
+    print(table)
+    report.plot(results, tasks, names, max(budgets), args.plot)
+    print(f"table: {args.markdown}; anytime plot: {args.plot}")
+    if args.docs:
+        splice_docs(table)
 
 
 if __name__ == "__main__":

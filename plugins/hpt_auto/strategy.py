@@ -6,8 +6,9 @@
   - inputs in the unit cube (log parameters on their log scale, integers in bins, categoricals one-hot,
     an inactive conditional parameter at a constant), a scrambled Sobol design for the first
     `n_initial_points` trials;
-  - outputs standardised after a rank-preserving log warp, log1p((y - min) / median gap), so a few
-    huge losses (a diverged network) do not flatten the model around the good region;
+  - outputs standardised and warped by a Yeo-Johnson power transform fitted by maximum likelihood
+    (as HEBO does), so a few huge losses (a diverged network) do not flatten the model around the good
+    region while well-spread losses stay as they are;
   - the next point maximises log EI: scored on random candidates and on perturbations of the best
     points seen, the best few refined by L-BFGS-B, integers and categoricals then snapped to valid
     values (each categorical's other choices tried on the winner);
@@ -97,7 +98,9 @@ class AutoStrategy(Strategy):
         n_initial_points: trials from a scrambled Sobol design before the model is used.
         n_candidates: random candidates scored by the acquisition function per ask.
         n_refine: best candidates refined by L-BFGS-B per ask.
-        warp: model log-warped losses (rank-preserving), so a few huge losses do not flatten the model.
+        warp: model power-transformed losses (Yeo-Johnson, rank-preserving): a few huge losses no longer
+            flatten the model.
+        dim_scaled: length-scale prior that grows with the dimension instead of Optuna's gamma prior.
     """
 
     name = "auto"
@@ -113,6 +116,7 @@ class AutoStrategy(Strategy):
         n_candidates: int = 2000,
         n_refine: int = 5,
         warp: bool = True,
+        dim_scaled: bool = False,
     ) -> None:
         super().__init__(space, directions=directions, seed=seed)
         for option, value in (
@@ -122,8 +126,10 @@ class AutoStrategy(Strategy):
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise PluginError(f"strategy 'auto': {option} must be an integer >= 1, got {value!r}")
-        if not isinstance(warp, bool):
-            raise PluginError(f"strategy 'auto': warp must be true or false, got {warp!r}")
+        for option, value in (("warp", warp), ("dim_scaled", dim_scaled)):
+            if not isinstance(value, bool):
+                raise PluginError(f"strategy 'auto': {option} must be true or false, got {value!r}")
+        self.dim_scaled = dim_scaled
         self.inner: Strategy | None = None
         if len(self.directions) > 1:
             self.inner = _multi_objective(space, self.directions, seed)
@@ -210,11 +216,19 @@ class AutoStrategy(Strategy):
         return params  # a space with fewer configurations than trials: repeats are unavoidable
 
     def _targets(self, known: list[float]) -> np.ndarray:
+        """Losses as the model sees them: failures at the worst loss, then (with `warp`) a Yeo-Johnson power
+        transform fitted by maximum likelihood, which is near the identity on well-spread losses and near a
+        log on heavy-tailed ones (a few diverged runs)."""
+        from scipy.stats import yeojohnson
+
         worst = max(known)
-        y = np.array([worst if v is None else v for v in self.y], dtype=float)  # a failure: the worst loss
-        if self.warp:
-            gap = y - y.min()
-            y = np.log1p(gap / (np.median(gap) or 1.0))
+        y = np.array([worst if v is None else v for v in self.y], dtype=float)
+        y = (y - y.mean()) / (y.std() or 1.0)
+        if self.warp and np.ptp(y) > 0:
+            with np.errstate(all="ignore"):
+                warped = yeojohnson(y)[0]
+            if np.all(np.isfinite(warped)):
+                y = warped
         return y
 
     def _from_model(self, rng: np.random.Generator, known: list[float]) -> Params:
@@ -227,7 +241,7 @@ class AutoStrategy(Strategy):
         mean, std = y.mean(), y.std() or 1.0
         z = (y - mean) / std
         if self.model is None or self.model.dim != x.shape[1]:
-            self.model = GaussianProcess(x.shape[1])
+            self.model = GaussianProcess(x.shape[1], dim_scaled=self.dim_scaled)
         self.model.fit(x, z)
         best = float(z.min())
         pending = [p for ps in self.pending.values() for p in ps]
@@ -241,8 +255,8 @@ class AutoStrategy(Strategy):
 
         candidates = self._candidates(rng, x, z)
         scores = acquisition(candidates)
-        order = np.argsort(-scores)[: self.n_refine]
-        refined = [self._refine(gp, best, candidates[i]) for i in order]
+        starts = [candidates[i] for i in np.argsort(-scores)[: self.n_refine]] + [x[int(np.argmin(z))]]
+        refined = [self._refine(gp, best, row) for row in starts]  # the incumbent too: exploitation
         finals = [self._snap(row, acquisition) for row in refined]
         finals.sort(key=lambda pair: -pair[1])
         for params, _ in finals:

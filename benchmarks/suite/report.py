@@ -1,0 +1,157 @@
+"""Scores, paired verdicts, the markdown table and the anytime plots of the quality suite.
+
+- Simple regret after a budget: the true value of the point the method believes best (the lowest
+  observed value so far) minus the optimum; for network-tuning tasks (optimum unknown) the loss itself.
+- Bayesmark's normalised score per run: (regret - best) / (random's median regret - best), where
+  best is the lowest regret any run of any method reached on the task: 0 = the best anyone found,
+  1 = random search's median. Averaged over seeds, then over the tasks of a family.
+- A paired verdict: Wilcoxon signed-rank over the seeds both methods ran, called at p < 0.05.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import wilcoxon
+
+from suite.tasks import TASKS
+
+ALPHA = 0.05
+
+
+def regret_curve(record: dict, length: int) -> np.ndarray:
+    """Regret of the believed-best point after each evaluation (an exhausted method keeps its last value)."""
+    task = TASKS[record["task"]]
+    true = np.asarray(record["true"], dtype=float)
+    observed = np.asarray(record.get("observed", record["true"]), dtype=float)
+    best_at = np.array([int(np.argmin(observed[: i + 1])) for i in range(len(observed))])
+    values = true[best_at]
+    regret = values - task.optimum if math.isfinite(task.optimum) else values
+    regret = np.maximum(regret, 0.0) if math.isfinite(task.optimum) else regret
+    if len(regret) < length:
+        regret = np.concatenate([regret, np.full(length - len(regret), regret[-1])])
+    return regret[:length]
+
+
+@dataclass
+class Results:
+    """Regret curves per (task, method), one row per seed, with the seeds they came from."""
+
+    curves: dict[tuple[str, str], np.ndarray]
+    seeds: dict[tuple[str, str], list[int]]
+    seconds: dict[tuple[str, str], float]
+
+    def at(self, task: str, method: str, budget: int) -> dict[int, float]:
+        key = (task, method)
+        if key not in self.curves or self.curves[key].shape[1] < budget:
+            return {}
+        return dict(zip(self.seeds[key], self.curves[key][:, budget - 1].tolist(), strict=True))
+
+    def best(self, task: str) -> float:
+        return min(float(c.min()) for (t, _), c in self.curves.items() if t == task)
+
+    def normalised(self, task: str, method: str, budget: int) -> dict[int, float]:
+        random = list(self.at(task, "random", budget).values())
+        best = self.best(task)
+        if not random or np.median(random) <= best:
+            return {}
+        scale = float(np.median(random)) - best
+        return {seed: (r - best) / scale for seed, r in self.at(task, method, budget).items()}
+
+
+def verdict(a: dict[int, float], b: dict[int, float]) -> tuple[str, float]:
+    """'<' when a is lower (better) than b with the seeds agreeing, '>' when higher, '=' otherwise, and p."""
+    seeds = sorted(set(a) & set(b))
+    x, y = np.array([a[s] for s in seeds]), np.array([b[s] for s in seeds])
+    if len(seeds) < 5 or np.allclose(x, y):
+        return "=", 1.0
+    p = float(wilcoxon(x, y, zero_method="zsplit").pvalue)
+    if p >= ALPHA:
+        return "=", p
+    return ("<" if np.median(x - y) < 0 else ">"), p
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.1e}"
+
+
+def family_scores(results: Results, tasks: Sequence[str], methods: Sequence[str], budget: int) -> dict[str, float]:
+    """Mean normalised score per method over the tasks where it ran (mean over seeds first)."""
+    out = {}
+    for method in methods:
+        per_task = [np.mean(list(s.values())) for t in tasks if (s := results.normalised(t, method, budget))]
+        if per_task:
+            out[method] = float(np.mean(per_task))
+    return out
+
+
+def markdown(
+    results: Results,
+    tasks: Sequence[str],
+    methods: Sequence[str],
+    budgets: Sequence[int],
+    pairs: Sequence[tuple[str, str]],
+) -> str:
+    """The summary (normalised scores per family), then per task: median [IQR] regret and paired verdicts."""
+    lines = ["| family | trials | " + " | ".join(methods) + " |", "| --- | --- |" + " --- |" * len(methods)]
+    for family in ("synthetic", "bayesmark", "hpt-mlp"):
+        members = [t for t in tasks if TASKS[t].family == family]
+        for budget in budgets:
+            scores = family_scores(results, members, methods, budget)
+            if scores:
+                cells = [f"{scores[m]:.3f}" if m in scores else "-" for m in methods]
+                lines.append(f"| {family} ({len(members)} tasks) | {budget} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Median simple regret [IQR] over seeds (for network tasks: the CV or validation loss); "
+        "the paired columns give `<` (first lower, Wilcoxon p < 0.05), `>` or `=`.",
+        "",
+    ]
+    header = ["task", "trials", "seeds", *methods, *[f"{a} vs {b}" for a, b in pairs]]
+    lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for task in tasks:
+        for budget in budgets:
+            cells, counts = [], set()
+            for method in methods:
+                at = results.at(task, method, budget)
+                counts.add(len(at))
+                if at:
+                    v = np.array(list(at.values()))
+                    q1, med, q3 = np.percentile(v, [25, 50, 75])
+                    cells.append(f"{_fmt(med)} [{_fmt(q1)}, {_fmt(q3)}]")
+                else:
+                    cells.append("-")
+            for a, b in pairs:
+                sign, p = verdict(results.at(task, a, budget), results.at(task, b, budget))
+                cells.append(sign if sign == "=" else f"{sign} (p={p:.3f})")
+            seeds = max(counts) if counts else 0
+            lines.append(f"| {task} | {budget} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: Results, tasks: Sequence[str], methods: Sequence[str], length: int, path: str) -> None:
+    """Mean normalised score against trials, one panel per task family."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    families = [f for f in ("synthetic", "bayesmark", "hpt-mlp") if any(TASKS[t].family == f for t in tasks)]
+    fig, axes = plt.subplots(1, len(families), figsize=(5 * len(families), 3.8), squeeze=False)
+    budgets = list(range(5, length + 1, 5))
+    for ax, family in zip(axes[0], families, strict=True):
+        members = [t for t in tasks if TASKS[t].family == family]
+        for method in methods:
+            ys = [family_scores(results, members, [method], b).get(method, np.nan) for b in budgets]
+            if not np.all(np.isnan(ys)):
+                ax.plot(budgets, ys, label=method)
+        ax.set_title(f"{family} ({len(members)} tasks)")
+        ax.set_xlabel("trials")
+        ax.set_ylim(bottom=0)
+    axes[0][0].set_ylabel("mean normalised score (0 best found, 1 random median)")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
