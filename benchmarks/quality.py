@@ -104,7 +104,7 @@ def load(
     curves, seed_lists, seconds = {}, {}, {}
     for task in tasks:
         for method in names:
-            rows = [(s, r) for s in seeds if (r := store.get(task, method, s, revisions[method], length))]
+            rows = [(s, r) for s in seeds if (r := store.get(task, method, s, revisions[method], length)) and r["true"]]
             if rows:
                 curves[task, method] = np.vstack([report.regret_curve(r, length) for _, r in rows])
                 seed_lists[task, method] = [s for s, _ in rows]

@@ -229,3 +229,9 @@ def test_a_small_discrete_space_is_searched_without_repeats():
     strategy = SkoptStrategy(space, seed=0, n_initial_points=3, n_points=200)
     trials = drive(strategy, lambda p: p["b"] + (p["a"] == "y"), 12)
     assert len({repr(sorted(t.params.items())) for t in trials}) == 12
+
+
+def test_skopt_keeps_the_strategy_contract():
+    from hpt.testing import check_strategy
+
+    check_strategy(lambda space, **kw: SkoptStrategy(space, acq="EI", n_initial_points=4, n_points=300, **kw))

@@ -34,7 +34,11 @@ def run_one(task_name: str, method: str, trials: int, seed: int, rev: str) -> di
         return observed[-1]
 
     started = time.perf_counter()
-    methods.runner(method)(method, task.space, objective, trials, seed)
+    error = None
+    try:
+        methods.runner(method)(method, task.space, objective, trials, seed)
+    except Exception as exc:  # a method that cannot run this task (a grid too large): recorded, not fatal
+        error = f"{type(exc).__name__}: {exc}"
     record = {
         "task": task_name,
         "method": method,
@@ -47,6 +51,8 @@ def run_one(task_name: str, method: str, trials: int, seed: int, rev: str) -> di
     }
     if task.noise:
         record["observed"] = observed
+    if error:
+        record["error"] = error
     return record
 
 
