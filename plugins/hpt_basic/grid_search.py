@@ -50,7 +50,8 @@ class GridSearch(Strategy):
 
     def ask(self, n: int = 1) -> list[Suggestion]:
         out: list[Suggestion] = []
-        for params in self._points:
+        for point in self._points:
+            params = self.space.validate(point)  # as a told trial holds it (floats clipped to the bounds)
             key = _key(params)
             if key in self._seen:
                 continue

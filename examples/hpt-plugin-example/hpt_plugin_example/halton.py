@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 
-from hpt import Space, Strategy, Suggestion
+from hpt import Space, Strategy, Suggestion, Trial
 
 _PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97)
 
@@ -18,7 +18,10 @@ def radical_inverse(index: int, base: int) -> float:
 
 
 class HaltonSearch(Strategy):
-    """Point i has coordinate d = radical_inverse(i + skip, d-th prime), shifted by a seeded offset."""
+    """Point i has coordinate d = radical_inverse(i + skip, d-th prime), shifted by a seeded offset.
+
+    A told trial moves the sequence past its number, so a resumed study continues the sequence
+    instead of starting it over."""
 
     name = "halton"
 
@@ -28,7 +31,8 @@ class HaltonSearch(Strategy):
         super().__init__(space, directions=directions, seed=seed)
         if len(space.tunable_names) > len(_PRIMES):
             raise ValueError(f"halton supports up to {len(_PRIMES)} tunable parameters")
-        self.index = int(skip)
+        self.skip = int(skip)
+        self.index = self.skip
         self.shift = self.rng.random(len(space.tunable_names))
 
     def ask(self, n: int = 1) -> list[Suggestion]:
@@ -38,3 +42,6 @@ class HaltonSearch(Strategy):
             point = [(radical_inverse(self.index, p) + s) % 1.0 for p, s in zip(_PRIMES, self.shift, strict=False)]
             out.append(Suggestion(self.space.decode(point)))
         return out
+
+    def tell(self, trial: Trial) -> None:
+        self.index = max(self.index, self.skip + trial.number + 1)
