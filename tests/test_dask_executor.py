@@ -150,3 +150,12 @@ def test_existing_cluster_gets_the_backend_once_per_worker(subprocess_cluster, s
     assert sorted(client.run(unpickled_here).values()) == [1, 1]
     assert not any(client.run(holds_plugin).values())  # the study took its backend off the workers
     assert len(child_runs(store, study.observers[0].parent_run_id)) == 8
+
+
+def test_batches_of_trials_run_on_the_cluster():
+    study = hpt.create_study(
+        FunctionBackend(), strategy="random", executor="dask", workers=2, batch_trials=3, tracking=False, seed=0
+    )
+    study.optimize(6)
+    assert study.counts()["complete"] == 6
+    assert len({tuple(t.params.values()) for t in study.trials}) == 6

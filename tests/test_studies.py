@@ -7,7 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 from conftest import invoke_json
-from hpt_reports.studies import newest_study_run_id, studies
+from hpt.store import newest_study_run_id
+from hpt_reports.studies import studies
 
 
 def run_function_study(store: str, function: str, trials: int, experiment: str = "hpt") -> str:

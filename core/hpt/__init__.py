@@ -9,8 +9,11 @@ Nothing heavy is imported here: MLflow, PyTorch and the strategies' libraries lo
 
 from hpt.api import create_study, optimize, resume_study
 from hpt.backend import Backend, Result, TrialContext, TrialPruned
+from hpt.config import StudyConfig
 from hpt.errors import HptError, PluginError, SpaceError
+from hpt.executors import Runner
 from hpt.hookspecs import hookimpl
+from hpt.observers import StudyObserver
 from hpt.space import Categorical, Fixed, Float, Int, Space
 from hpt.strategy import Strategy
 from hpt.study import Study
@@ -37,9 +40,12 @@ __all__ = [
     "Int",
     "PluginError",
     "Result",
+    "Runner",
     "Space",
     "SpaceError",
     "Strategy",
+    "StudyConfig",
+    "StudyObserver",
     "Study",
     "Suggestion",
     "Trial",

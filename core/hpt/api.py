@@ -87,6 +87,8 @@ def create_study(
         for param_name, text in config.overrides.items():
             the_space = the_space.override(param_name, text)
         directions = list(config.directions or backend.directions)
+        if config.batch_trials == "auto":
+            config = config.replace(batch_trials=backend.auto_batch_trials())
         if isinstance(strategy, Strategy):
             strat = strategy
         else:
@@ -121,6 +123,12 @@ def create_study(
             pruner=make_pruner(config.prune, **config.prune_options),
             clean_checkpoints=clean_checkpoints,
         )
+        if config.warm_start:
+            from hpt.warm_start import load_warm_start
+
+            study.warm_start(
+                load_warm_start(config.warm_start, config.tracking_uri, the_space, config.backend, directions)
+            )
     except BaseException:
         runner.close(cancel=True)
         raise

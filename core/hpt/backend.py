@@ -106,6 +106,11 @@ class Backend(ABC):
                 out.append(exc)
         return out
 
+    def auto_batch_trials(self) -> int:
+        """How many trials `--batch-trials auto` evaluates as one batch: 1 (none) unless `evaluate_batch`
+        pays off on this backend's device."""
+        return 1
+
     def describe(self) -> str:
         """A short readable label for run names, e.g. `mlp-digits` or `function-branin`."""
         return self.name

@@ -215,6 +215,8 @@ def _summarise(study: Any, tracker: Any, as_json: bool, quiet: bool) -> None:
         return
     counts = ", ".join(f"{n} {state}" for state, n in study.counts().items() if n)
     click.echo(f"study {study.name}: {counts}")
+    if study.warm_started is not None:
+        click.echo(study.warm_started.summary())
     if best is None:
         failed = [t for t in study.trials if t.error]
         click.echo(f"no trial completed{'; last error: ' + failed[-1].error if failed else ''}")
@@ -280,9 +282,9 @@ def plugins(as_json: bool) -> None:
 @guard
 def best(run_id: str | None, experiment: str, tracking_uri: str | None, as_json: bool) -> None:
     """Show the best trial (or the Pareto front) of the study logged under RUN_ID (default: the newest study)."""
+    from hpt.store import newest_study_run_id
     from hpt.tracking import load_study
     from hpt.trial import TrialState, best_trial, pareto_front
-    from hpt_reports.studies import newest_study_run_id
 
     run_id = run_id or newest_study_run_id(tracking_uri, experiment)
     record = load_study(run_id, tracking_uri)

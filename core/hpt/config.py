@@ -37,7 +37,8 @@ class StudyConfig:
     """`--set` pins and narrowings of the space, as text: `{"lr": "1e-4..1e-2"}`."""
     prune: str | None = None
     prune_options: dict[str, Any] = field(default_factory=dict)
-    batch_trials: int | None = None
+    batch_trials: int | str | None = None
+    """Trials evaluated as one batch per worker; `"auto"`: as many as the backend says pay off."""
     max_failures: int | None = None
     trial_timeout: float | None = None
     experiment: str = "hpt"
@@ -63,6 +64,8 @@ class StudyConfig:
                 raise HptError(f"unknown direction {d!r}; use minimize or maximize")
         for name in ("workers", "trials", "batch_trials", "max_failures"):
             value = getattr(self, name)
+            if name == "batch_trials" and value == "auto":
+                continue
             if value is not None and (not isinstance(value, int) or value < (0 if name == "trials" else 1)):
                 raise HptError(f"{name} must be a positive integer, got {value!r}")
         for name in ("timeout", "trial_timeout"):
@@ -78,8 +81,15 @@ class StudyConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field that is set (None and empty mappings left out), JSON-ready."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None and v != {}}
+        """Every field that is set (None and empty mappings left out, also inside the option mappings),
+        JSON-ready."""
+        out = {}
+        for key, value in dataclasses.asdict(self).items():
+            if isinstance(value, dict):
+                value = {k: v for k, v in value.items() if v is not None}
+            if value is not None and value != {}:
+                out[key] = value
+        return out
 
     def to_params(self) -> dict[str, str]:
         """The flat settings logged as MLflow params of the parent run: set scalars and each plugin option

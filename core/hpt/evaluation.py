@@ -57,6 +57,11 @@ class BatchTask:
     tasks: list[TrialTask]
 
     @property
+    def number(self) -> int:
+        """The first member's trial number (what runners name a task by)."""
+        return self.tasks[0].number
+
+    @property
     def timeout(self) -> float | None:
         """Members train side by side, so a batch gets one member's time limit."""
         return self.tasks[0].timeout

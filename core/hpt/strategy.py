@@ -60,6 +60,13 @@ class Strategy(ABC):
     def tell(self, trial: Trial) -> None:  # noqa: B027 - optional hook: stateless strategies learn nothing
         """Learn from a finished trial."""
 
+    def warm_start(self, trials: Sequence[Trial]) -> None:
+        """Learn from the finished trials of an earlier study before the first ask (`--warm-start`). They are
+        not this study's trials: their numbers are negative and they are never promoted. By default each
+        is told; a strategy that maps trials by number (a scheduler) hands them to what proposes."""
+        for trial in trials:
+            self.tell(trial)
+
     def loss(self, trial: Trial) -> float | None:
         """The first objective as a value to minimise, or None when the trial has none (failed)."""
         if trial.state is TrialState.FAILED or trial.value is None:

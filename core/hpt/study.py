@@ -72,6 +72,7 @@ class Study:
         self._queue: deque[Suggestion] = deque()
         self._active: dict[int, Trial] = {}
         self._open = False
+        self.warm_started: WarmStart | None = None
         # Checkpoints let a promoted trial continue; they outlive a killed study (resume continues from
         # them) and are removed when the study finishes, unless the caller chose where they live.
         root = self.config.checkpoint_root
@@ -139,10 +140,7 @@ class Study:
         scheduler, which promotes trials by number, hands them to its sampler only."""
         if self._open or self.trials:
             raise HptError("warm-start a study before its first trial")
-        sampler = getattr(self.strategy, "sampler", None)
-        learner = sampler if isinstance(sampler, Strategy) else self.strategy
-        for trial in warm.trials:
-            learner.tell(trial)
+        self.strategy.warm_start(warm.trials)
         self.warm_started = warm
 
     # Ask / tell

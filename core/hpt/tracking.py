@@ -319,7 +319,7 @@ class MlflowTracker(StudyObserver):
             **study.backend.tags(),
             **study.config.tags,
         }
-        warm = getattr(study, "warm_started", None)  # set by Study.warm_start
+        warm = study.warm_started
         if warm is not None:
             tags["hpt.warm_start"] = warm.source_run_id
             tags["hpt.warm_start_trials"] = str(len(warm.trials))

@@ -103,6 +103,11 @@ class _SchedulerBase(Strategy):
         )
 
 
+    def warm_start(self, trials: Sequence[Trial]) -> None:
+        """Earlier studies' trials teach the sampler; rungs only hold this study's trials."""
+        self.sampler.warm_start(trials)
+
+
 class _Bracket:
     """One run of synchronous successive halving over `budgets`, starting `n_configs` configurations."""
 

@@ -24,4 +24,4 @@ def hpt_register_backends(register):
 @hookimpl
 def hpt_register_executors(register):
     register("serial", "hpt.executors:SerialRunner", summary="one trial at a time in this process")
-    register("process", "hpt.executors:ProcessRunner", summary="--workers N local processes", default=True)
+    register("process", "hpt_basic.process_runner:ProcessRunner", summary="--workers N local processes", default=True)

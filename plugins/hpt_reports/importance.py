@@ -156,9 +156,8 @@ def importance(run_id: str | None, experiment: str, tracking_uri: str | None, no
     """
     import tempfile
 
+    from hpt.store import newest_study_run_id
     from hpt.tracking import load_study, make_client
-
-    from hpt_reports.studies import newest_study_run_id
 
     run_id = run_id or newest_study_run_id(tracking_uri, experiment)
     record = load_study(run_id, tracking_uri)

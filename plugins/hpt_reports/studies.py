@@ -13,44 +13,9 @@ from typing import Any
 
 import click
 from hpt.cli_options import guard
-from hpt.errors import HptError
+from hpt.store import study_runs
 
-STUDY_TAG = "hpt.strategy"
-"""Every study's parent run has it; trial runs and comparison runs do not."""
 COLUMNS = ("run_id", "name", "strategy", "backend", "dataset", "trials", "best", "status", "start", "duration")
-
-
-def study_runs(tracking_uri: str | None, experiment: str) -> list[Any]:
-    """The parent runs of the studies in `experiment`, newest first; one clear line for an unknown experiment."""
-    from hpt.tracking import make_client
-
-    client = make_client(tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        raise HptError(
-            f"no experiment {experiment!r} in {client.tracking_uri}; run `hpt run` first or pass --experiment"
-        )
-    runs, token = [], None
-    while True:
-        page = client.search_runs(
-            [found.experiment_id],
-            f"tags.`{STUDY_TAG}` != ''",
-            order_by=["attributes.start_time DESC"],
-            max_results=1000,
-            page_token=token,
-        )
-        runs += [run for run in page if "mlflow.parentRunId" not in run.data.tags]
-        token = page.token
-        if not token:
-            return runs
-
-
-def newest_study_run_id(tracking_uri: str | None, experiment: str = "hpt") -> str:
-    """The parent run id of the most recently started study in `experiment` (what `hpt best` shows by default)."""
-    runs = study_runs(tracking_uri, experiment)
-    if not runs:
-        raise HptError(f"experiment {experiment!r} holds no study yet; run `hpt run` first")
-    return runs[0].info.run_id
 
 
 def summarise(run: Any) -> dict[str, Any]:
@@ -118,4 +83,4 @@ def studies(experiment: str, tracking_uri: str | None, as_json: bool) -> None:
         click.echo(table_text(rows))
 
 
-__all__ = ["newest_study_run_id", "studies", "study_runs", "summarise"]
+__all__ = ["studies", "summarise"]

@@ -132,6 +132,11 @@ class MLPBackend(Backend):
     def options(self) -> dict[str, Any]:
         return dict(self._options)
 
+    def auto_batch_trials(self) -> int:
+        from hpt_torch.population import auto_batch_trials
+
+        return auto_batch_trials(self.device)
+
     # Training
     def _runs(self, params: Params, seed: int, folds: list | None = None) -> list[TrainingRun]:
         device = resolve_device(self.device)
