@@ -149,7 +149,7 @@ class AutoStrategy(Strategy):
         self.finished: set[str] = set()
         self.pending: dict[str, list[np.ndarray]] = {}
         self.asked = 0
-        self.model = None
+        self._fit: tuple[int, np.ndarray] | None = None  # (trials fitted on, GP hyperparameters)
 
     @property
     def method(self) -> str:
@@ -189,7 +189,7 @@ class AutoStrategy(Strategy):
         if len(self.y) + n_pending < self.n_initial_points or len(set(known)) < 2:
             params = self._design(len(self.y) + n_pending, rng)
         else:
-            params = self._from_model(rng, known)
+            params = self._from_model(rng)
         key = _key(params)
         self.pending.setdefault(key, []).append(self.encoding.encode(params))
         self.asked += 1
@@ -215,39 +215,47 @@ class AutoStrategy(Strategy):
                 return params
         return params  # a space with fewer configurations than trials: repeats are unavoidable
 
-    def _targets(self, known: list[float]) -> np.ndarray:
+    def _targets(self, values: list[float | None]) -> np.ndarray:
         """Losses as the model sees them: failures at the worst loss, then (with `warp`) a Yeo-Johnson power
         transform fitted by maximum likelihood, which is near the identity on well-spread losses and near a
         log on heavy-tailed ones (a few diverged runs)."""
         from scipy.stats import yeojohnson
 
-        worst = max(known)
-        y = np.array([worst if v is None else v for v in self.y], dtype=float)
+        worst = max((v for v in values if v is not None), default=0.0)
+        y = np.array([worst if v is None else v for v in values], dtype=float)
         y = (y - y.mean()) / (y.std() or 1.0)
         if self.warp and np.ptp(y) > 0:
             with np.errstate(all="ignore"):
                 warped = yeojohnson(y)[0]
             if np.all(np.isfinite(warped)):
                 y = warped
-        return y
+        return (y - y.mean()) / (y.std() or 1.0)
 
-    def _from_model(self, rng: np.random.Generator, known: list[float]) -> Params:
+    def _hyperparameters(self, x: np.ndarray) -> np.ndarray:
+        """The GP's hyperparameters, fitted on the first `fit_size(n)` trials: every trial up to 60, then
+        refitted each time the trials grow by 5 % (the fit is most of an ask's cost at hundreds of trials).
+        Fitted on a prefix, from the prior's centre: the same trials give the same model, resumed or not."""
+        from hpt_auto.gp import GaussianProcess
+
+        m = fit_size(len(self.y))
+        if self._fit is None or self._fit[0] != m:
+            model = GaussianProcess(x.shape[1], dim_scaled=self.dim_scaled)
+            model.fit(x[:m], self._targets(self.y[:m]), maxiter=100 if m <= 100 else 50)
+            self._fit = (m, model.theta)
+        return self._fit[1]
+
+    def _from_model(self, rng: np.random.Generator) -> Params:
         import torch
 
         from hpt_auto.gp import GaussianProcess, log_ei
 
         x = np.vstack(self.x)
-        y = self._targets(known)
-        mean, std = y.mean(), y.std() or 1.0
-        z = (y - mean) / std
-        if self.model is None or self.model.dim != x.shape[1]:
-            self.model = GaussianProcess(x.shape[1], dim_scaled=self.dim_scaled)
-        self.model.fit(x, z)
+        z = self._targets(self.y)
         best = float(z.min())
-        pending = [p for ps in self.pending.values() for p in ps]
-        if pending:  # constant liar: every pending point told the best loss so far
-            self.model.condition_on(np.vstack([x, *pending]), np.concatenate([z, np.full(len(pending), best)]))
-        gp = self.model
+        gp = GaussianProcess(x.shape[1], dim_scaled=self.dim_scaled)
+        gp.theta = self._hyperparameters(x)
+        pending = [p for ps in self.pending.values() for p in ps]  # constant liar: told the best loss so far
+        gp.condition_on(np.vstack([x, *pending]), np.concatenate([z, np.full(len(pending), best)]))
 
         def acquisition(rows: np.ndarray) -> np.ndarray:
             with torch.no_grad():
@@ -336,6 +344,11 @@ class AutoStrategy(Strategy):
     def _units(self, params: Params) -> list[float]:
         """The unit-cube point of params with inactive parameters at mid-range (to re-apply conditions)."""
         return [self.space[n].encode(params[n]) if n in params else 0.5 for n in self.encoding.names]
+
+
+def fit_size(n: int) -> int:
+    """How many of `n` told trials the GP's hyperparameters are fitted on (all up to 60, then in 5 % steps)."""
+    return n if n <= 60 else n - n % (n // 20)
 
 
 def _multi_objective(space: Space, directions: Sequence[str], seed: int | None) -> Strategy:
