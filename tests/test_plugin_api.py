@@ -80,6 +80,14 @@ def test_options_are_read_without_importing_the_plugin():
     assert out.split() == ["True", "False", "False"]
 
 
+def test_every_option_of_the_built_in_and_example_plugins_has_help():
+    for kind in KINDS:
+        for entry in registry().entries[kind].values():
+            if entry.distribution in ("hpt", "hpt-plugin-example") and not entry.missing():
+                undocumented = [o.name for o in entry.options() if not o.help]
+                assert not undocumented, f"{kind} {entry.name!r}: no `Options:` line for {undocumented}"
+
+
 def test_options_follow_keyword_arguments_passed_on_to_a_base_class():
     names = {o.name for o in options_of("hpt_basic.multi_fidelity:Hyperband", "strategy")}
     assert {"iterations", "min_budget", "max_budget", "eta", "sampler"} <= names
@@ -219,6 +227,26 @@ def test_core_names_no_plugin_and_no_plugin_option():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 assert node.value not in names | flags, f"{path.name} spells {node.value!r}"
+
+
+def test_core_modules_import_each_other_without_a_cycle():
+    graph: dict[str, set[str]] = {}
+    for path in CORE.glob("*.py"):
+        imported = set()
+        for node in ast.parse(path.read_text()).body:  # module level: what runs at import time
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hpt."):
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported |= {a.name for a in node.names if a.name.startswith("hpt.")}
+        graph[f"hpt.{path.stem}"] = imported
+
+    def visit(module: str, trail: tuple[str, ...]) -> None:
+        assert module not in trail, f"import cycle: {' -> '.join((*trail, module))}"
+        for target in graph.get(module, ()):
+            visit(target, (*trail, module))
+
+    for module in graph:
+        visit(module, ())
 
 
 def test_hpt_run_help_and_plugins_import_no_heavy_library():

@@ -22,7 +22,15 @@ from hpt_basic.test_functions import FUNCTIONS, TestFunction
 
 
 class FunctionBackend(Backend):
-    """Evaluates a test function with a known optimum; the objective is its value (minimised)."""
+    """Evaluates a test function with a known optimum; the objective is its value (minimised).
+
+    Options:
+        function: branin, hartmann6, rosenbrock, ackley, mixed (every parameter kind) or zdt1 (two objectives).
+        dim: the dimension of rosenbrock, ackley and zdt1.
+        delay: seconds each evaluation (or epoch) sleeps, to stand in for training.
+        noise: noise of the reported values, shrinking as the budget grows.
+        epochs: epochs a trial given no budget trains (reporting a curve) instead of one evaluation.
+    """
 
     name = "function"
 

@@ -19,6 +19,10 @@ class GridSearch(Strategy):
 
     Points already proposed or told (after a resume) are skipped, so parallel workers and
     resumed studies never evaluate a point twice.
+
+    Options:
+        resolution: points per continuous axis (integers and categories take their own values).
+        shuffle: walk the grid in a random order (seeded) instead of in order.
     """
 
     name = "grid"

@@ -79,6 +79,16 @@ class _Ladder:
 
 
 class _SchedulerBase(Strategy):
+    """What successive halving, hyperband and ASHA share: rungs of budgets and a sampler.
+
+    Options:
+        min_budget: the smallest budget (epochs) a configuration starts with.
+        max_budget: the largest budget a configuration is promoted to.
+        eta: the promotion ratio: the best 1/eta of a rung move up to eta times its budget.
+        sampler: the strategy that proposes new configurations (random, auto, skopt, ...: BOHB-like).
+        sampler_options: options of the sampler, as a mapping (`--sampler-options "{n_initial_points: 5}"`).
+    """
+
     def __init__(
         self,
         space: Space,
@@ -165,7 +175,11 @@ class _Bracket:
 class SuccessiveHalving(_SchedulerBase):
     """Start `n_configs` configurations at the lowest budget (default: as many as the study's trial
     count allows); when a rung has finished, promote its best 1/eta to eta times the budget; repeat up
-    to `max_budget`."""
+    to `max_budget`.
+
+    Options:
+        n_configs: configurations started at the lowest budget (default: as many as the trial count allows).
+    """
 
     name = "successive-halving"
 
@@ -186,7 +200,10 @@ class SuccessiveHalving(_SchedulerBase):
 class Hyperband(_SchedulerBase):
     """The brackets of Li et al.: successive halving started at every rung, so configurations get
     both many cheap looks and a few long ones. Brackets run side by side to keep workers busy.
-    `iterations` sets of brackets run one after another (None: until the study stops)."""
+
+    Options:
+        iterations: sets of brackets run one after another (None: until the study stops).
+    """
 
     name = "hyperband"
 

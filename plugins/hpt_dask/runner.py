@@ -63,7 +63,11 @@ def evaluate_on_worker(plugin_name: str, task: TrialTask) -> TrialOutcome:
 class DaskRunner(Runner):
     """Runs trials on a dask.distributed cluster: `scheduler` names one, otherwise a LocalCluster
     of `workers` processes is started. `workers` is how many trials are in flight; with a
-    `scheduler` and no `workers` it is the cluster's worker threads."""
+    `scheduler` and no `workers` it is the cluster's worker threads.
+
+    Options:
+        scheduler: address of a running dask scheduler (tcp://HOST:PORT); without it a LocalCluster starts.
+    """
 
     name = "dask"
 

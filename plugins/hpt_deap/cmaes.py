@@ -14,8 +14,11 @@ class CmaEs(GenerationalStrategy):
     """Covariance matrix adaptation evolution strategy.
 
     Samples are clipped to the unit cube and the distribution is updated with the clipped points
-    that were actually evaluated, so it never drifts outside the space. Options: `population`
-    (lambda, default 4 + 3 ln d) and `sigma` (initial step size in the unit cube).
+    that were actually evaluated, so it never drifts outside the space.
+
+    Options:
+        population: samples per generation (lambda; default 4 + 3 ln d).
+        sigma: the initial step size in the unit cube.
     """
 
     name = "cmaes"

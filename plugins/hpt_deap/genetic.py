@@ -14,10 +14,14 @@ from hpt_deap.variation import check_variation, vary
 class GeneticAlgorithm(GenerationalStrategy):
     """Tournament selection, simulated binary crossover, bounded polynomial mutation and elitism.
 
-    Options: `population` (members per generation), `elite` (best kept unchanged, never re-evaluated:
-    each generation after the first evaluates population - elite new members), `tournament` (size),
-    `cxpb` and `mutpb` (crossover and mutation probabilities), `eta` (crowding of both operators:
-    larger stays nearer the parents).
+    Options:
+        population: members per generation.
+        elite: best members kept unchanged, never re-evaluated (each generation after the first evaluates
+            population - elite new members).
+        tournament: tournament size of the selection.
+        cxpb: crossover probability.
+        mutpb: mutation probability.
+        eta: crowding of both operators (larger stays nearer the parents).
     """
 
     name = "deap"

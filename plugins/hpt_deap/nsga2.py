@@ -15,7 +15,11 @@ class Nsga2(GenerationalStrategy):
     """Survivors by `tools.selNSGA2` over parents and offspring, mates by `tools.selTournamentDCD`
     (dominance, then crowding), simulated binary crossover and bounded polynomial mutation.
 
-    Options: `population` (a multiple of 4, as DEAP's mating tournament needs), `cxpb`, `mutpb`, `eta`.
+    Options:
+        population: members per generation, a multiple of 4 (as DEAP's mating tournament needs).
+        cxpb: crossover probability.
+        mutpb: mutation probability.
+        eta: crowding of both operators (larger stays nearer the parents).
     """
 
     name = "nsga2"

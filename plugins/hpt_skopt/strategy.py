@@ -87,11 +87,15 @@ def _key(params: Mapping[str, Any]) -> str:
 class SkoptStrategy(Strategy):
     """Gaussian-process (or tree-ensemble) Bayesian optimisation with scikit-optimize.
 
-    Options: `surrogate` (gp, rf, et, gbrt), `acq` (EI, PI, LCB, gp_hedge), `n_initial_points`
-    (random points before the model is used), `acq_optimizer` (auto, lbfgs, sampling),
-    `n_points` (random candidates scored per ask), `n_restarts` (L-BFGS runs per ask),
-    `warm_after` (trials told before fits are warm-started and cheapened, to bound ask latency)
-    and `warp` (model log-warped losses).
+    Options:
+        surrogate: the model: gp, rf, et or gbrt.
+        acq: the acquisition function: EI, PI, LCB or gp_hedge.
+        n_initial_points: random points before the model is used.
+        acq_optimizer: how the acquisition is maximised: auto, lbfgs or sampling.
+        n_points: random candidates scored per ask.
+        n_restarts: L-BFGS runs per ask.
+        warm_after: trials told before fits are warm-started and cheapened, to bound ask latency.
+        warp: model log-warped losses.
     """
 
     name = "skopt"

@@ -21,7 +21,11 @@ class HaltonSearch(Strategy):
     """Point i has coordinate d = radical_inverse(i + skip, d-th prime), shifted by a seeded offset.
 
     A told trial moves the sequence past its number, so a resumed study continues the sequence
-    instead of starting it over."""
+    instead of starting it over.
+
+    Options:
+        skip: leading points of the sequence to skip (the first ones cluster near the origin).
+    """
 
     name = "halton"
 
