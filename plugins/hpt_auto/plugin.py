@@ -8,7 +8,7 @@ def hpt_register_strategies(register):
     register(
         "auto",
         "hpt_auto.strategy:AutoStrategy",
-        requires={"torch": "torch", "scipy": "scipy"},
+        requires={"torch": "torch", "scipy": "scipy", "threadpoolctl": "threadpoolctl"},
         extra="torch",
         default=True,
         summary="chooses for you: Gaussian-process BO (log EI, warped losses) for one objective, NSGA-II for several",

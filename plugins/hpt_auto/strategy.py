@@ -174,11 +174,15 @@ class AutoStrategy(Strategy):
         if self.inner is not None:
             return self.inner.ask(n)
         import torch
+        from threadpoolctl import threadpool_limits
 
+        # small matrices: threads fighting over busy cores only slow the fit (torch's, and BLAS's inside
+        # scipy's L-BFGS-B: twice as slow per ask with two threads on a busy 2-core machine)
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # small matrices: threads fighting over busy cores only slow the fit
+        torch.set_num_threads(1)
         try:
-            return [self._ask_one() for _ in range(n)]
+            with threadpool_limits(limits=1):
+                return [self._ask_one() for _ in range(n)]
         finally:
             torch.set_num_threads(threads)
 
