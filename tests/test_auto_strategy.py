@@ -58,7 +58,7 @@ def key(params: dict) -> str:
 
 
 def test_proposals_are_valid_for_every_parameter_kind_and_condition():
-    trials = drive(AutoStrategy(MIXED, seed=0, n_initial_points=4, n_candidates=200), mixed_loss, 12)
+    trials = drive(AutoStrategy(MIXED, seed=0, n_initial_points=4, n_candidates=100, n_refine=2), mixed_loss, 10)
     for trial in trials:
         assert MIXED.validate(trial.params) == trial.params
         assert ("momentum" in trial.params) == (trial.params["optimizer"] == "sgd")
@@ -123,11 +123,11 @@ def test_converges_on_easy_functions_and_beats_random(function, trials, bound):
     fn = FUNCTIONS[function]
     space = fn.space(fn.default_dim)
 
-    def regret(name: str, seed: int) -> float:
-        strategy = registry().create("strategy", name, space, seed=seed)
+    def regret(name: str, seed: int, **options) -> float:
+        strategy = registry().create("strategy", name, space, seed=seed, **options)
         return min(t.value for t in drive(strategy, fn.evaluate, trials)) - fn.optimum
 
-    auto = [regret("auto", seed) for seed in range(2)]
+    auto = [regret("auto", seed, n_candidates=500) for seed in range(2)]
     random = [regret("random", seed) for seed in range(2)]
     assert np.median(auto) < bound
     assert np.median(auto) < 0.5 * np.median(random)
@@ -160,7 +160,7 @@ def test_auto_keeps_the_strategy_contract(directions):
     from hpt.testing import check_strategy
 
     check_strategy(
-        lambda space, **kw: AutoStrategy(space, n_initial_points=4, n_candidates=200, **kw),
+        lambda space, **kw: AutoStrategy(space, n_initial_points=4, n_candidates=100, n_refine=2, **kw),
         directions=directions,
         exact_resume=len(directions) == 1,
     )

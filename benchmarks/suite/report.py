@@ -62,8 +62,9 @@ class Results:
         return {seed: (r - best) / scale for seed, r in self.at(task, method, budget).items()}
 
 
-def verdict(a: dict[int, float], b: dict[int, float]) -> tuple[str, float]:
-    """'<' when a is lower (better) than b with the seeds agreeing, '>' when higher, '=' otherwise, and p."""
+def verdict(a: dict, b: dict) -> tuple[str, float]:
+    """'<' when a is lower (better) than b with the pairs (seeds, or tasks) agreeing, '>' when higher, '='
+    otherwise (or with fewer than 5 pairs), and p."""
     seeds = sorted(set(a) & set(b))
     x, y = np.array([a[s] for s in seeds]), np.array([b[s] for s in seeds])
     if len(seeds) < 5 or np.allclose(x, y):
@@ -78,14 +79,15 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.1e}"
 
 
-def family_scores(results: Results, tasks: Sequence[str], methods: Sequence[str], budget: int) -> dict[str, float]:
-    """Mean normalised score per method over the tasks where it ran (mean over seeds first)."""
-    out = {}
-    for method in methods:
-        per_task = [np.mean(list(s.values())) for t in tasks if (s := results.normalised(t, method, budget))]
-        if per_task:
-            out[method] = float(np.mean(per_task))
-    return out
+def task_scores(results: Results, tasks: Sequence[str], method: str, budget: int) -> dict[str, float]:
+    """Per task, the method's normalised score averaged over its seeds."""
+    return {t: float(np.mean(list(s.values()))) for t in tasks if (s := results.normalised(t, method, budget))}
+
+
+def family_score(results: Results, tasks: Sequence[str], method: str, budget: int) -> float:
+    """Mean normalised score of a method over the tasks where it ran (mean over seeds first); NaN if none."""
+    scores = task_scores(results, tasks, method, budget)
+    return float(np.mean(list(scores.values()))) if scores else math.nan
 
 
 def markdown(
@@ -95,15 +97,31 @@ def markdown(
     budgets: Sequence[int],
     pairs: Sequence[tuple[str, str]],
 ) -> str:
-    """The summary (normalised scores per family), then per task: median [IQR] regret and paired verdicts."""
-    lines = ["| family | trials | " + " | ".join(methods) + " |", "| --- | --- |" + " --- |" * len(methods)]
+    """The summary (normalised scores per family, verdicts paired by task), then per task: median [IQR]
+    regret and verdicts paired by seed."""
+    seeds = sorted({s for v in results.seeds.values() for s in v})
+    lines = [
+        f"{len(tasks)} tasks; seeds {seeds[0]}..{seeds[-1]} where run (each row says how many); budgets "
+        f"{', '.join(map(str, budgets))} trials. Mean normalised score (0 = the best any run found, 1 = random "
+        "search's median; lower is better), in brackets the tasks it covers; per pair, the verdict paired by "
+        "task (Wilcoxon over the tasks both ran, p < 0.05):",
+        "",
+    ]
+    header = ["family", "trials", *methods, *[f"{a} vs {b}" for a, b in pairs]]
+    lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for family in ("synthetic", "bayesmark", "hpt-mlp"):
         members = [t for t in tasks if TASKS[t].family == family]
         for budget in budgets:
-            scores = family_scores(results, members, methods, budget)
-            if scores:
-                cells = [f"{scores[m]:.3f}" if m in scores else "-" for m in methods]
-                lines.append(f"| {family} ({len(members)} tasks) | {budget} | " + " | ".join(cells) + " |")
+            scores = {m: task_scores(results, members, m, budget) for m in methods}
+            if not any(scores.values()):
+                continue
+            cells = [
+                f"{np.mean(list(scores[m].values())):.3f} ({len(scores[m])})" if scores[m] else "-" for m in methods
+            ]
+            for a, b in pairs:
+                sign, p = verdict(scores[a], scores[b])
+                cells.append(sign if sign == "=" else f"{sign} (p={p:.3f})")
+            lines.append(f"| {family} | {budget} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "Median simple regret [IQR] over seeds (for network tasks: the CV or validation loss); "
@@ -145,7 +163,7 @@ def plot(results: Results, tasks: Sequence[str], methods: Sequence[str], length:
     for ax, family in zip(axes[0], families, strict=True):
         members = [t for t in tasks if TASKS[t].family == family]
         for method in methods:
-            ys = [family_scores(results, members, [method], b).get(method, np.nan) for b in budgets]
+            ys = [family_score(results, members, method, b) for b in budgets]
             if not np.all(np.isnan(ys)):
                 ax.plot(budgets, ys, label=method)
         ax.set_title(f"{family} ({len(members)} tasks)")
