@@ -13,8 +13,8 @@ import click
 import yaml
 from conftest import cli_json
 from hpt.cli import cli
-from hpt_reports.commands import compare, ui
 from hpt.plugins import registry
+from hpt_reports.commands import compare, ui
 from mlflow.tracking import MlflowClient
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

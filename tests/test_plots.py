@@ -7,8 +7,8 @@ from pathlib import Path
 
 import hpt
 import numpy as np
-from hpt_reports.plots import best_so_far, learning_curves, parallel_coordinates, save_study_plots, study_figures
 from hpt.trial import Trial, TrialState
+from hpt_reports.plots import best_so_far, learning_curves, parallel_coordinates, save_study_plots, study_figures
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

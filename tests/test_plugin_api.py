@@ -49,7 +49,7 @@ def test_a_third_party_backends_options_show_in_help_and_survive_a_resume(store:
     base = ("--backend", "quadratic", "--strategy", "random", "--tracking-uri", store)
     first = invoke_json("run", *base, "--centre", "2", "--dim", "3", "--trials", "3")
     run_id = first["parent_run_id"]
-    assert load_study(run_id, store).config["backend_options"] == {"centre": 2.0, "dim": 3}
+    assert load_study(run_id, store).config.backend_options == {"centre": 2.0, "dim": 3}
     resumed = invoke_json("run", "--resume", run_id, "--trials", "6", "--tracking-uri", store)
     assert resumed["trials"]["complete"] == 6
     for run in child_runs(store, run_id):
@@ -65,7 +65,7 @@ def test_a_backend_object_records_its_constructor_arguments_for_a_resume(store: 
     study = hpt.create_study(Quadratic(centre=1.5), strategy="random", seed=0, tracking=store)
     study.optimize(2)
     run_id = study.tracker.parent_run_id
-    assert load_study(run_id, store).config["backend"] == "quadratic"
+    assert load_study(run_id, store).config.backend == "quadratic"
     resumed, remaining = hpt.resume_study(run_id, store, trials=4)
     assert resumed.backend.centre == 1.5 and remaining == 2
 

@@ -165,7 +165,7 @@ def resume_study(run_id: str, tracking_uri: str | None = None, **changes: Any) -
     from hpt.tracking import load_study
 
     record = load_study(run_id, tracking_uri)
-    logged = StudyConfig.from_dict(record.config)
+    logged = record.config
     changes = {k: v for k, v in changes.items() if v is not None}
     observers = changes.pop("observers", ())
     config = logged.replace(

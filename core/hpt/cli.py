@@ -288,7 +288,7 @@ def best(run_id: str | None, experiment: str, tracking_uri: str | None, as_json:
 
     run_id = run_id or newest_study_run_id(tracking_uri, experiment)
     record = load_study(run_id, tracking_uri)
-    directions = record.config.get("directions", ["minimize"])
+    directions = record.config.directions or ["minimize"]
     complete = [t for t in record.trials if t.state is TrialState.COMPLETE and t.values]
     if not complete:
         raise HptError(f"study {run_id} has no complete trial yet")

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpt.backend import OBJECTIVE
+from hpt.config import StudyConfig
 from hpt.errors import HptError
 from hpt.observers import StudyObserver
 from hpt.space import Space
@@ -453,7 +454,7 @@ class StudyRecord:
     """What MLflow holds about a study: its config, space and trials (enough to resume it)."""
 
     run_id: str
-    config: dict[str, Any]
+    config: StudyConfig
     space: Space
     trials: list[Trial]
     interrupted: list[Trial]
@@ -471,11 +472,11 @@ def load_study(run_id: str, tracking_uri: str | None = None) -> StudyRecord:
     client = make_client(tracking_uri)
     try:
         parent = client.get_run(run_id)
-        config = json.loads(_read_text(client, run_id, CONFIG_ARTIFACT))
+        config = StudyConfig.from_dict(json.loads(_read_text(client, run_id, CONFIG_ARTIFACT)))
         space = Space.from_dict(json.loads(_read_text(client, run_id, SPACE_ARTIFACT)))
     except MlflowException as exc:
         raise HptError(f"cannot load study {run_id!r} from {client.tracking_uri}: {str(exc).splitlines()[0]}") from None
-    n_objectives = len(config.get("directions", ["minimize"]))
+    n_objectives = len(config.directions or ["minimize"])
     names = objective_names(n_objectives)
     runs, token = [], None
     while True:

@@ -44,13 +44,13 @@ def load_warm_start(
     from hpt.tracking import load_study
 
     record = load_study(run_id, tracking_uri)
-    source_backend = record.config.get("backend")
+    source_backend = record.config.backend
     if source_backend != backend_name:
         raise HptError(
             f"cannot warm-start a {backend_name!r} study from run {run_id}: that study tuned backend "
             f"{source_backend!r}; pick a study of the same backend (`hpt studies`)"
         )
-    source_directions = list(record.config.get("directions") or ["minimize"])
+    source_directions = list(record.config.directions or ["minimize"])
     if source_directions != list(directions):
         raise HptError(
             f"cannot warm-start from run {run_id}: it optimised {', '.join(source_directions)}, this study "

@@ -112,7 +112,6 @@ class _SchedulerBase(Strategy):
             else make_sampler(sampler, space, directions, seed, sampler_options)
         )
 
-
     def warm_start(self, trials: Sequence[Trial]) -> None:
         """Earlier studies' trials teach the sampler; rungs only hold this study's trials."""
         self.sampler.warm_start(trials)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-
 from hpt.cli_options import PluginOptionsCommand, backend_options, guard, pairs, study_options, typed
 
 DEFAULT_EXPERIMENT = "hpt-compare"

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 from hpt.config import StudyConfig
 from hpt.errors import HptError
 from hpt.observers import StudyObserver
@@ -29,11 +28,10 @@ from hpt.plugins import registry
 from hpt_reports.commands import DEFAULT_EXPERIMENT
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
     from hpt.backend import Backend
     from hpt.study import Study
     from hpt.trial import Trial
+    from matplotlib.figure import Figure
 
 COMPARISON_TAG = "hpt.comparison"
 PLOT_FILE = "anytime.png"

@@ -22,6 +22,7 @@ from hpt.cli_options import guard
 from hpt.errors import HptError
 
 if TYPE_CHECKING:
+    from hpt.config import StudyConfig
     from hpt.space import Space
     from hpt.trial import Trial
     from matplotlib.figure import Figure
@@ -120,17 +121,13 @@ def study_importance(study: Any, tracking_uri: str | None = None) -> dict[str, f
         from hpt.tracking import load_study
 
         record = load_study(study, tracking_uri)
-        return importance_of(record.space, record.trials, _directions(record.config)[0], _seed(record.config))
+        return importance_of(record.space, record.trials, *_objective_and_seed(record.config))
     return importance_of(study.space, study.trials, study.directions[0], study.seed or 0)
 
 
-def _directions(config: Any) -> list[str]:
-    directions = config.get("directions") if isinstance(config, Mapping) else getattr(config, "directions", None)
-    return list(directions or ["minimize"])
-
-
-def _seed(config: Any) -> int:
-    return int((config.get("seed") if isinstance(config, Mapping) else getattr(config, "seed", None)) or 0)
+def _objective_and_seed(config: StudyConfig) -> tuple[str, int]:
+    """The first objective's direction and the seed of the forest, from a logged study's configuration."""
+    return (config.directions or ["minimize"])[0], config.seed or 0
 
 
 def _complete(trials: Sequence[Trial]) -> int:
@@ -161,7 +158,7 @@ def importance(run_id: str | None, experiment: str, tracking_uri: str | None, no
 
     run_id = run_id or newest_study_run_id(tracking_uri, experiment)
     record = load_study(run_id, tracking_uri)
-    ranking = importance_of(record.space, record.trials, _directions(record.config)[0], _seed(record.config))
+    ranking = importance_of(record.space, record.trials, *_objective_and_seed(record.config))
     client = make_client(tracking_uri)
     parent = client.get_run(run_id)
     if not no_log:

@@ -15,15 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 from hpt.errors import HptError
 from hpt.space import Categorical, Float, Int
 from hpt.trial import Trial, TrialState, beats
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
     from hpt.study import Study
+    from matplotlib.figure import Figure
 
 TOP_CURVES = 5
 """Learning curves drawn: the best few trials, so the plot stays readable."""

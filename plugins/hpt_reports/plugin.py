@@ -5,6 +5,7 @@ Only click is imported at start-up; each command imports its work's libraries wh
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,7 +42,5 @@ def hpt_study_artifacts(study: Study, directory: Path) -> None:
     from hpt_reports.plots import save_study_plots
 
     write_study_importance(study, directory)  # importance.json and plots/importance.png, from 20 trials on
-    try:
+    with contextlib.suppress(HptError):  # matplotlib is not installed: no plots
         save_study_plots(study, directory / "plots")
-    except HptError:  # matplotlib is not installed
-        pass
