@@ -64,8 +64,25 @@ def test_a_broken_strategy_fails_with_a_clear_message():
         def ask(self, n=1):
             return [Suggestion(self.space.sample(self.rng)) for _ in range(n)]
 
+    class OffGrid(Strategy):  # ignores the integer's step
+        name = "off-grid"
+
+        def ask(self, n=1):
+            return [Suggestion({**self.space.sample(self.rng_for(0)), "units": 17}) for _ in range(n)]
+
     with pytest.raises(AssertionError, match="after a resume, trial 6 repeats finished trial 0"):
         check_strategy(Forgetful)
+    with pytest.raises(AssertionError, match=r"'off-grid' \(valid points\): parameter 'units': 17 is outside"):
+        check_strategy(OffGrid)
+
+
+def test_a_backend_that_cannot_be_pickled_fails_with_a_clear_message():
+    from hpt.backend import CallableBackend
+    from hpt.space import Float, Space
+
+    backend = CallableBackend(lambda p: p["x"], Space({"x": Float(0, 1)}))
+    with pytest.raises(AssertionError, match="cannot be pickled"):
+        check_backend(backend)
 
 
 def test_hpt_testing_imports_no_heavy_library():
