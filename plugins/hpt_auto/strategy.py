@@ -267,8 +267,8 @@ class AutoStrategy(Strategy):
 
         candidates = self._candidates(rng, x, z)
         scores = acquisition(candidates)
-        starts = [candidates[i] for i in np.argsort(-scores)[: self.n_refine]] + [x[int(np.argmin(z))]]
-        refined = [self._refine(gp, best, row) for row in starts]  # the incumbent too: exploitation
+        starts = np.vstack([candidates[np.argsort(-scores)[: self.n_refine]], x[int(np.argmin(z))]])
+        refined = self._refine(gp, best, starts)  # the incumbent too: exploitation
         finals = [self._snap(row, acquisition) for row in refined]
         finals.sort(key=lambda pair: -pair[1])
         for params, _ in finals:
@@ -297,8 +297,9 @@ class AutoStrategy(Strategy):
                 local[np.flatnonzero(flip), where.start + rng.integers(len(param.choices), size=int(flip.sum()))] = 1.0
         return np.vstack([uniform, local])
 
-    def _refine(self, gp: Any, best: float, row: np.ndarray) -> np.ndarray:
-        """L-BFGS-B on the numeric coordinates of one candidate, the categoricals held."""
+    def _refine(self, gp: Any, best: float, rows: np.ndarray) -> np.ndarray:
+        """L-BFGS-B on the numeric coordinates of the start rows at once (their log EIs summed: each row's
+        gradient is its own), the categoricals held; one batched model call per step instead of one per row."""
         import torch
         from scipy.optimize import minimize
 
@@ -306,23 +307,24 @@ class AutoStrategy(Strategy):
 
         cols = self.encoding.numeric_columns
         if len(cols) == 0:
-            return row
-        base = torch.as_tensor(row, dtype=torch.float64)
+            return rows
+        base = torch.as_tensor(rows, dtype=torch.float64)
 
         def objective(u: np.ndarray) -> tuple[float, np.ndarray]:
-            t = torch.tensor(u, dtype=torch.float64, requires_grad=True)
+            t = torch.tensor(u.reshape(len(rows), len(cols)), dtype=torch.float64, requires_grad=True)
             full = base.clone()
-            full[cols] = t
-            value = -log_ei(gp, full.unsqueeze(0), best)[0]
+            full[:, cols] = t
+            value = -log_ei(gp, full, best).sum()
             value.backward()
-            return float(value.detach()), np.nan_to_num(t.grad.numpy())
+            return float(value.detach()), np.nan_to_num(t.grad.numpy().ravel())
 
+        start = rows[:, cols].ravel()
         result = minimize(
-            objective, row[cols], jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(cols), options={"maxiter": 30}
+            objective, start, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(start), options={"maxiter": 50}
         )
-        out = row.copy()
+        out = rows.copy()
         if np.all(np.isfinite(result.x)):
-            out[cols] = result.x
+            out[:, cols] = result.x.reshape(len(rows), len(cols))
         return out
 
     def _snap(self, row: np.ndarray, acquisition: Any) -> tuple[Params, float]:
