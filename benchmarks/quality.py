@@ -98,15 +98,17 @@ def _record(store: Store, record: dict, done: int, total: int, started: float) -
 
 
 def load(
-    store: Store, tasks: list[str], names: list[str], seeds: list[int], length: int, any_revision: bool = False
+    store: Store, tasks: list[str], names: list[str], seeds: list[int], budgets: list[int], any_revision: bool = False
 ) -> report.Results:
+    """Every cached run covering at least the smallest budget; a budget is reported from the runs that reach it."""
     revisions = {m: None if any_revision else methods.revision(m) for m in names}
     curves, seed_lists, seconds = {}, {}, {}
     for task in tasks:
         for method in names:
-            rows = [(s, r) for s in seeds if (r := store.get(task, method, s, revisions[method], length)) and r["true"]]
+            rows = [(s, r) for s in seeds if (r := store.get(task, method, s, revisions[method], min(budgets)))]
+            rows = [(s, r) for s, r in rows if r["true"]]
             if rows:
-                curves[task, method] = np.vstack([report.regret_curve(r, length) for _, r in rows])
+                curves[task, method] = [report.regret_curve(r, min(r["requested"], max(budgets))) for _, r in rows]
                 seed_lists[task, method] = [s for s, _ in rows]
                 seconds[task, method] = float(np.mean([r["seconds"] for _, r in rows]))
     return report.Results(curves, seed_lists, seconds)
@@ -175,7 +177,7 @@ def main() -> None:
     store = Store(Path(args.cache))
     if not args.no_run:
         run(store, tasks, names, seeds, args.trials, args.jobs)
-    results = load(store, tasks, names, seeds, max(budgets), args.any_revision)
+    results = load(store, tasks, names, seeds, budgets, args.any_revision)
     pairs = [p for p in PAIRS if p[0] in names and p[1] in names]
     table = report.markdown(results, tasks, names, budgets, pairs)
     Path(args.markdown).write_text(table)

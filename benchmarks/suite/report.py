@@ -38,23 +38,24 @@ def regret_curve(record: dict, length: int) -> np.ndarray:
 
 @dataclass
 class Results:
-    """Regret curves per (task, method), one row per seed, with the seeds they came from."""
+    """Regret curves per (task, method), one per seed (as long as that run was), with the seeds they came from."""
 
-    curves: dict[tuple[str, str], np.ndarray]
+    curves: dict[tuple[str, str], list[np.ndarray]]
     seeds: dict[tuple[str, str], list[int]]
     seconds: dict[tuple[str, str], float]
 
     def at(self, task: str, method: str, budget: int) -> dict[int, float]:
         key = (task, method)
-        if key not in self.curves or self.curves[key].shape[1] < budget:
-            return {}
-        return dict(zip(self.seeds[key], self.curves[key][:, budget - 1].tolist(), strict=True))
+        pairs = zip(self.seeds.get(key, []), self.curves.get(key, []), strict=True)
+        return {seed: float(curve[budget - 1]) for seed, curve in pairs if len(curve) >= budget}
 
     def best(self, task: str) -> float:
-        return min(float(c.min()) for (t, _), c in self.curves.items() if t == task)
+        return min((float(c.min()) for (t, _), cs in self.curves.items() if t == task for c in cs), default=math.nan)
 
     def normalised(self, task: str, method: str, budget: int) -> dict[int, float]:
         random = list(self.at(task, "random", budget).values())
+        if not random:
+            return {}
         best = self.best(task)
         if not random or np.median(random) <= best:
             return {}

@@ -77,7 +77,7 @@ class Store:
         """The record of this key covering `trials` evaluations; with `rev` None, the longest of any revision."""
         if rev is None:
             found = [r for k, r in self.records.items() if k[:3] == (task, method, seed)]
-            record = max(found, key=lambda r: r["requested"], default=None)
+            record = max(reversed(found), key=lambda r: r["requested"], default=None)  # the latest of the longest
         else:
             record = self.records.get((task, method, seed, rev))
         return record if record is not None and record["requested"] >= trials else None
