@@ -34,10 +34,11 @@ from hpt_torch.stacked import (
     IDENTITY,
     FlatLayout,
     Shapes,
+    backward,
     forward,
     layer_plans,
+    loss_gradient,
     member_chunks,
-    member_losses,
     member_metrics,
 )
 from hpt_torch.stacked_optim import FAMILIES, STATE_NAMES, StackedOptimizer
@@ -239,7 +240,6 @@ class Population:
         params = [member.run.params for member in members]
         self.optimizer = StackedOptimizer(params, trained * self.layout.weight_mask(self.device), m, v, steps)
         self.plans = layer_plans(*self._functions(slice(None), dropout=True), self.device)
-        self._leaves = self._make_leaves()
 
     # Packing members into rows and back
     def _row(self, index: int, tensors: list[torch.Tensor], weights: bool) -> torch.Tensor:
@@ -297,10 +297,6 @@ class Population:
             names = list(run.model.state_dict())
             run.best_state = dict(zip(names, self._own(index, member.best_row), strict=True))
 
-    def _make_leaves(self) -> list[torch.Tensor]:
-        """Gradient leaves viewing `flat`'s storage, so the in-place optimiser step updates them too."""
-        return [t.detach().requires_grad_() for pair in self.layout.views(self.flat) for t in pair]
-
     # Training
     def train(self) -> None:
         while self.members:
@@ -325,37 +321,35 @@ class Population:
             counts.append(sum(end % b == 0 or end == n for b in sizes))
         return torch.tensor(weights, device=self.device), counts
 
+    @torch.no_grad()
     def _train_epoch(self) -> list[float]:
         k, n = len(self.members), len(self.y_train)
         lr = self._learning_rates()
         micro = self.members[0].run.batch_size
         accumulate = any(m.run.batch_size != micro for m in self.members)
         weights, counts = self._schedule(n, micro) if accumulate else (None, None)
-        grad = torch.zeros_like(self.flat) if accumulate else None
-        grad_views = [t for pair in self.layout.views(grad) for t in pair] if grad is not None else []
+        grad = torch.zeros_like(self.flat)
+        grads = self.layout.views(grad)
+        layers = self.layout.views(self.flat)
         order = torch.stack([torch.randperm(n, device=self.device, generator=m.run.generator) for m in self.members])
-        pairs = list(zip(self._leaves[0::2], self._leaves[1::2], strict=True))
-        total = torch.zeros(k, device=self.device)
+        totals = []
         for step, start in enumerate(range(0, n, micro)):
             rows = order[:, start : start + micro]
-            out = forward(pairs, self.x_train[rows], self.plans, self.generator)
-            losses = member_losses(self.task, out, self.y_train[rows])
-            objective = (losses * weights[step]).sum() if weights is not None else losses.sum()
-            grads = torch.autograd.grad(objective, self._leaves)
-            if grad is None:
-                batch_grad, count = torch.cat([g.reshape(k, -1) for g in grads], 1), k
-            else:
-                for view, value in zip(grad_views, grads, strict=True):
-                    view.add_(value)
-                batch_grad, count = grad, counts[step]
+            flat_rows = rows.reshape(-1)
+            x = self.x_train.index_select(0, flat_rows).view(k, -1, self.x_train.shape[1])
+            out, tape = forward(layers, x, self.plans, self.generator)
+            y = self.y_train.index_select(0, flat_rows).view(k, -1)
+            losses, grad_out = loss_gradient(self.task, out, y, weights[step] if weights is not None else None)
+            backward(layers, grads, self.plans, tape, grad_out, accumulate)
+            count = counts[step] if counts is not None else k
             if count:
                 if self.mask is not None:
-                    batch_grad[:count].mul_(self.mask[:count])
-                self.optimizer.step(self.flat, batch_grad, lr, count)
-                if grad is not None:
+                    grad[:count].mul_(self.mask[:count])
+                self.optimizer.step(self.flat, grad, lr, count)
+                if accumulate:
                     grad[:count].zero_()
-            total += losses.detach() * rows.shape[1]
-        return [value / n for value in total.tolist()]
+            totals.append(losses * rows.shape[1])
+        return (torch.stack(totals).sum(0) / n).tolist()
 
     @torch.no_grad()
     def _valid_metrics(self) -> list[dict[str, float]]:
@@ -367,7 +361,7 @@ class Population:
         for chunk in member_chunks(k, len(self.y_valid), widest):
             layers = self.layout.views(self.flat[chunk])
             plans = self.plans if chunk == slice(0, k) else layer_plans(*self._functions(chunk), self.device)
-            logits = forward(layers, self.x_valid, plans)
+            logits, _ = forward(layers, self.x_valid, plans)
             rows = member_metrics(self.task, logits, self.y_valid, self.n_classes, self.y_mean, self.y_std)
             out += [{f"valid_{key}": value for key, value in row.items()} for row in rows]
         return out
@@ -416,7 +410,6 @@ class Population:
         self.mask = self.mask[rows] if self.mask is not None else None
         self.optimizer.keep(rows)
         self.plans = layer_plans(*self._functions(slice(None), dropout=True), self.device)
-        self._leaves = self._make_leaves()
 
 
 def stack_order(member: Member) -> tuple[int, str, int]:

@@ -14,6 +14,7 @@ Members may differ in every part of their architecture:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,6 +40,7 @@ IDENTITY = "identity"
 SELU_ALPHA = 1.7580993408473766
 """Alpha dropout's saturation value for SELU (torch's `alpha_dropout`)."""
 DROPOUT_LEVELS = 2**16
+EXP_FLOOR = -80.0
 
 Shapes = list[tuple[int, int]]
 """A member's layers as (outputs, inputs), input layer first."""
@@ -102,6 +104,23 @@ class FlatLayout:
         return mask
 
 
+SELU_SCALE, SELU_ELU_ALPHA = 1.0507009873554805, 1.6732632423543772
+LEAKY_SLOPE = 0.01
+_aten = torch.ops.aten
+BACKWARD = {
+    "relu": lambda g, z, a: _aten.threshold_backward(g, a, 0),
+    "leaky_relu": lambda g, z, a: _aten.leaky_relu_backward(g, z, LEAKY_SLOPE, False),
+    "elu": lambda g, z, a: _aten.elu_backward(g, 1.0, 1.0, 1.0, False, z),
+    "selu": lambda g, z, a: _aten.elu_backward(g, SELU_ELU_ALPHA, SELU_SCALE, 1.0, False, z),
+    "gelu": lambda g, z, a: _aten.gelu_backward(g, z),
+    "tanh": lambda g, z, a: _aten.tanh_backward(g, a),
+    "sigmoid": lambda g, z, a: _aten.sigmoid_backward(g, a),
+    "identity": lambda g, z, a: g,
+}
+"""Each activation's gradient from the upstream gradient `g`, its input `z` and output `a`: the kernels
+autograd calls for it, so a stacked member's gradients are the ones it gets alone."""
+
+
 @dataclass
 class LayerPlan:
     """The activation and dropout of K members at one hidden position: `runs` of consecutive members
@@ -110,13 +129,22 @@ class LayerPlan:
     runs: list[tuple[str, slice]]
     dropout: Dropout | None = None
 
-    def apply(self, h: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Activations of `h` (`[K, B, width]`); dropout too when a generator is given (training)."""
+    def __post_init__(self) -> None:
+        self.sizes = [rows.stop - rows.start for _, rows in self.runs]
+
+    def activate(self, z: torch.Tensor) -> torch.Tensor:
+        """Activations of pre-activations `z` (`[K, B, width]`), one kernel per run."""
         if len(self.runs) == 1:
-            h = ACTIVATIONS[self.runs[0][0]](h)
-        else:
-            h = torch.cat([ACTIVATIONS[name](h[rows]) for name, rows in self.runs])
-        return self.dropout(h, generator) if generator is not None and self.dropout is not None else h
+            return ACTIVATIONS[self.runs[0][0]](z)
+        parts = z.split(self.sizes)
+        return torch.cat([ACTIVATIONS[name](part) for (name, _), part in zip(self.runs, parts, strict=True)])
+
+    def backward(self, g: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """The gradient at the pre-activations from the gradient `g` at the activations `a = activate(z)`."""
+        if len(self.runs) == 1:
+            return BACKWARD[self.runs[0][0]](g, z, a)
+        parts = zip(self.runs, g.split(self.sizes), z.split(self.sizes), a.split(self.sizes), strict=True)
+        return torch.cat([BACKWARD[name](gp, zp, ap) for (name, _), gp, zp, ap in parts])
 
 
 class Dropout:
@@ -126,7 +154,8 @@ class Dropout:
     An entry is dropped when a uniform 16-bit draw falls below its member's rate, so one 64-bit draw
     serves four entries: a quarter of the random numbers `torch.rand` would need, which on a CPU cost
     more than the layer itself. Rates are thereby rounded to a multiple of 1/65536. A kept entry becomes
-    `h * scale + shift`, a dropped one `fill` (0 for plain dropout)."""
+    `h * scale + shift`, a dropped one `fill` (0 for plain dropout): `masks` returns the multiplier
+    (`scale` or 0, also the gradient's) and the addend (None for plain dropout)."""
 
     def __init__(self, rates: Sequence[float], alpha: Sequence[bool], device: torch.device) -> None:
         levels = torch.tensor(rates, dtype=torch.float64).mul(DROPOUT_LEVELS).round()
@@ -143,20 +172,20 @@ class Dropout:
         self.shift = column(torch.where(is_alpha, a * SELU_ALPHA * rate, 0.0))
         self.fill = column(torch.where(is_alpha, a * SELU_ALPHA * (rate - 1), 0.0))
 
-    def __call__(self, h: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        bits = torch.empty((h.numel() + 3) // 4, dtype=torch.int64, device=h.device)
+    def masks(self, shape: torch.Size, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        numel = math.prod(shape)
+        bits = torch.empty((numel + 3) // 4, dtype=torch.int64, device=self.scale.device)
         bits.random_(-(2**63), None, generator=generator)
-        uniform = bits.view(torch.int16)[: h.numel()].view(h.shape)  # uniform on [-32768, 32767]
+        uniform = bits.view(torch.int16)[:numel].view(shape)  # uniform on [-32768, 32767]
         keep = uniform >= self.threshold
-        if not self.alpha:
-            return h * torch.where(keep, self.scale, 0.0)
-        return torch.where(keep, torch.addcmul(self.shift, h, self.scale), self.fill)
+        multiplier = torch.mul(keep, self.scale)
+        return multiplier, torch.where(keep, self.shift, self.fill) if self.alpha else None
 
 
 def layer_plans(functions: Sequence[Sequence[str]], rates: Sequence[float], device: torch.device) -> list[LayerPlan]:
     """One `LayerPlan` per hidden position, from each member's function per position (`functions[k][i]`,
     `identity` where it has no such layer) and dropout rate (applied only after its real layers). Members
-    ordered by function make few runs (a run costs a few small kernels)."""
+    ordered by function make few runs (a run costs a kernel forward and one backward)."""
     plans = []
     for position in range(len(functions[0])):
         names = [f[position] for f in functions]
@@ -171,23 +200,99 @@ def layer_plans(functions: Sequence[Sequence[str]], rates: Sequence[float], devi
     return plans
 
 
-def forward(
-    layers: Sequence[tuple[torch.Tensor, torch.Tensor]],
-    x: torch.Tensor,
-    plans: Sequence[LayerPlan],
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Outputs `[K, B, n_out]` of K members on inputs `x` (`[K, B, d]`, or `[B, d]` shared by all).
+Layers = Sequence[tuple[torch.Tensor, torch.Tensor]]
+"""Per layer, the stack's `[K, in, out]` (transposed) weights and `[K, out]` biases (`FlatLayout.views`)."""
 
-    `plans` hold each hidden position's activations and dropout rates; with a `generator` (training)
-    dropout is applied, SELU members get alpha dropout."""
+
+@dataclass
+class Tape:
+    """What a training forward pass keeps for its backward pass: each layer's input, and each hidden
+    position's pre-activations, activations and dropout multiplier."""
+
+    inputs: list[torch.Tensor]
+    hidden: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
+
+
+@torch.no_grad()
+def forward(
+    layers: Layers, x: torch.Tensor, plans: Sequence[LayerPlan], generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, Tape]:
+    """Outputs `[K, B, n_out]` of K members on inputs `x` (`[K, B, d]`, or `[B, d]` shared by all), and the
+    tape `backward` needs. `plans` hold each hidden position's activations and dropout rates; with a
+    `generator` (training) dropout is applied, SELU members get alpha dropout.
+
+    The backward pass is written out (`backward`) rather than left to autograd: a stack's step is a few
+    dozen kernels, and autograd's bookkeeping per operation would cost more than most of them."""
     k = layers[0][0].shape[0]
     h = x if x.dim() == 3 else x.expand(k, *x.shape)
+    tape = Tape([], [])
     for index, (weight, bias) in enumerate(layers):
+        tape.inputs.append(h)
         h = torch.baddbmm(bias.unsqueeze(1), h, weight)
         if index < len(layers) - 1:
-            h = plans[index].apply(h, generator)
-    return h
+            plan = plans[index]
+            z, h = h, plan.activate(h)
+            multiplier = None
+            if generator is not None and plan.dropout is not None:
+                multiplier, addend = plan.dropout.masks(h.shape, generator)
+                activations, h = h, h * multiplier if addend is None else torch.addcmul(addend, h, multiplier)
+            else:
+                activations = h
+            tape.hidden.append((z, activations, multiplier))
+    return h, tape
+
+
+@torch.no_grad()
+def backward(
+    layers: Layers, grads: Layers, plans: Sequence[LayerPlan], tape: Tape, grad_out: torch.Tensor, accumulate: bool
+) -> None:
+    """Write (or, with `accumulate`, add) the gradients of the members' losses into `grads` (views like
+    `layers`), from the gradient `grad_out` at the outputs of the `forward` pass that recorded `tape`."""
+    g = grad_out
+    for index in range(len(layers) - 1, -1, -1):
+        grad_weight, grad_bias = grads[index]
+        # into a fresh tensor, then one strided copy: a batched product straight into the stack's row views
+        # falls back to one product per member
+        weight_grad, bias_grad = torch.bmm(tape.inputs[index].transpose(1, 2), g), g.sum(1)
+        if accumulate:
+            grad_weight.add_(weight_grad)
+            grad_bias.add_(bias_grad)
+        else:
+            grad_weight.copy_(weight_grad)
+            grad_bias.copy_(bias_grad)
+        if index == 0:
+            return
+        g = torch.bmm(g, layers[index][0].transpose(1, 2))
+        z, activations, multiplier = tape.hidden[index - 1]
+        if multiplier is not None:
+            g.mul_(multiplier)
+        g = plans[index - 1].backward(g, z, activations)
+
+
+@torch.no_grad()
+def loss_gradient(
+    task: str, out: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each member's mean loss (`[K]`) of outputs `out` (`[K, B, n_out]`) on targets `y` (`[K, B]`), and the
+    gradient at `out` of the members' losses summed with `weights` (`[K]`, all 1 when None)."""
+    k, b, n_out = out.shape
+    scale = (torch.ones(k, device=out.device) if weights is None else weights).div(b).view(k, 1, 1)
+    if task != CLASSIFICATION:
+        error = out.squeeze(2) - y
+        return error.pow(2).mean(1), error.unsqueeze(2).mul(2 * scale)
+    if n_out == 1:
+        logits, target = out.squeeze(2), y.float()
+        losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(1)
+        return losses, (torch.sigmoid(logits) - target).unsqueeze(2).mul_(scale)
+    # logsumexp and softmax from one exp (clamped: an exp that underflows costs 100x more on some CPUs, and
+    # probabilities below exp(-80) are negligible)
+    top = out.amax(2, keepdim=True)
+    grad = (out - top).clamp_(min=EXP_FLOOR).exp_()
+    total = grad.sum(2, keepdim=True)
+    target = y.unsqueeze(2)
+    losses = (top + total.log() - out.gather(2, target)).squeeze(2).mean(1)
+    grad.div_(total).scatter_add_(2, target, torch.full(target.shape, -1.0, device=out.device))
+    return losses, grad.mul_(scale)
 
 
 def member_losses(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
