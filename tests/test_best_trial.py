@@ -29,7 +29,7 @@ def test_hpt_best_agrees_with_the_study_and_its_tag(store):
         study.tell(study.ask(), value)
     study.close()
     assert study.best_trial.number == 1
-    parent = study.observers[0].parent_run_id
+    parent = study.tracker.parent_run_id
     assert MlflowClient(store).get_run(parent).data.tags["hpt.best_trial"] == "1"
     shown = invoke_json("best", parent, "--tracking-uri", store)
     assert (shown["trial"], shown["value"]) == (1, 0.5)

@@ -70,7 +70,10 @@ def test_bad_input_gets_one_line_and_a_nonzero_exit(tmp_path):
         ([*BRANIN, "--set", "x9=1"], "error: --set x9: unknown parameter; the space has x1, x2"),
         ([*BRANIN, "--set", "x1"], "error: --set 'x1': expected NAME=VALUE"),
         ([*BRANIN, "--set", "x1=abc"], "error: --set x1=abc: value must be a number"),
-        ([*BRANIN, "-O", "colour=red"], "error: strategy 'random' does not take option 'colour'"),
+        (
+            [*BRANIN, "--strategy", "random", "-O", "colour=red"],
+            "error: strategy 'random' does not take option 'colour'",
+        ),
         (["--resume", "0123456789abcdef"], "error: cannot load study '0123456789abcdef'"),
     ]
     for args, expected in cases:
@@ -126,3 +129,11 @@ def test_help_and_plugins_do_not_import_heavy_libraries():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_resume_says_trials_is_the_new_total(tmp_path):
+    first = cli_json("run", "--strategy", "random", *BRANIN, "--trials", "3")
+    resumed = run_cli("run", "--resume", first["parent_run_id"], "--trials", "5", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {first['study']}: 3 trials done, 2 to run (--trials 5 is the new total)" in resumed.stderr
+    assert "5 complete" in resumed.stdout

@@ -140,7 +140,7 @@ def test_parallel_workers_write_exactly_the_requested_trials(tmp_path):
     uri = f"sqlite:///{tmp_path}/m.db"
     study = hpt.create_study(FunctionBackend("hartmann6", delay=0.02), seed=0, tracking=uri, workers=2)
     study.optimize(24)
-    runs = child_runs(uri, study.observers[0].parent_run_id)
+    runs = child_runs(uri, study.tracker.parent_run_id)
     assert len(runs) == 24
     assert sorted(int(r.data.tags["hpt.trial"]) for r in runs) == list(range(24))
     assert len({json.dumps(r.data.params, sort_keys=True) for r in runs}) == 24

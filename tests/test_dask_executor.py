@@ -68,7 +68,7 @@ def test_local_cluster_runs_a_tracked_study_in_worker_processes(store):
     assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 8
     pids = {int(t.metrics["pid"]) for t in study.trials}
     assert len(pids) == 2 and os.getpid() not in pids
-    children = child_runs(store, study.observers[0].parent_run_id)
+    children = child_runs(store, study.tracker.parent_run_id)
     assert sorted(r.info.run_name for r in children) == [f"trial-{i:04d}" for i in range(8)]
     assert all(r.info.status == "FINISHED" for r in children)
 
@@ -80,7 +80,7 @@ def test_worker_killed_mid_trial_fails_that_trial_and_the_study_goes_on(store):
     assert len(states) == 6 and states.pop(2) is TrialState.FAILED
     assert set(states.values()) == {TrialState.COMPLETE}
     assert "died while running the trial" in study.trials[2].error
-    killed = [r for r in child_runs(store, study.observers[0].parent_run_id) if r.info.run_name == "trial-0002"]
+    killed = [r for r in child_runs(store, study.tracker.parent_run_id) if r.info.run_name == "trial-0002"]
     assert killed[0].info.status == "FAILED" and "died" in killed[0].data.tags["hpt.error"]
 
 
@@ -149,7 +149,7 @@ def test_existing_cluster_gets_the_backend_once_per_worker(subprocess_cluster, s
     assert len({int(t.metrics["pid"]) for t in study.trials}) == 2
     assert sorted(client.run(unpickled_here).values()) == [1, 1]
     assert not any(client.run(holds_plugin).values())  # the study took its backend off the workers
-    assert len(child_runs(store, study.observers[0].parent_run_id)) == 8
+    assert len(child_runs(store, study.tracker.parent_run_id)) == 8
 
 
 def test_batches_of_trials_run_on_the_cluster():

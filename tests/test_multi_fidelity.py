@@ -177,7 +177,7 @@ def test_median_pruning_stops_the_trials_below_the_median(store):
     }
     pruned = [t for t in study.trials if t.state is TrialState.PRUNED]
     assert all(t.last_step == 2 for t in pruned)  # stopped at the first step after warm-up
-    runs = {r.data.tags["hpt.trial"]: r for r in child_runs(store, study.observers[0].parent_run_id)}
+    runs = {r.data.tags["hpt.trial"]: r for r in child_runs(store, study.tracker.parent_run_id)}
     assert runs[str(pruned[0].number)].data.tags["hpt.stopped_at"] == "2"
     assert runs[str(pruned[0].number)].data.tags["hpt.state"] == "pruned"
 
@@ -203,7 +203,7 @@ def test_half_finished_successive_halving_resumes_its_rungs(store):
     study.backend.evaluate = stop_after_30
     with pytest.raises(KeyboardInterrupt):
         study.optimize(27)
-    run_id = study.observers[0].parent_run_id
+    run_id = study.tracker.parent_run_id
     resumed, remaining = hpt.resume_study(run_id, store)
     assert remaining == 0
     resumed.optimize(remaining)
@@ -235,7 +235,7 @@ def test_resumed_hyperband_routes_trials_to_their_iterations(store):
         strategy_options={"min_budget": 1, "max_budget": 9, "eta": 3, "iterations": 2},
     )
     first.optimize(30)
-    resumed, remaining = hpt.resume_study(first.observers[0].parent_run_id, store, trials=34)
+    resumed, remaining = hpt.resume_study(first.tracker.parent_run_id, store, trials=34)
     assert remaining == 4
     resumed.optimize(remaining)
     assert len(resumed.trials) == 34

@@ -27,7 +27,7 @@ def test_summary_metrics_are_stepped_by_budget(store):
     client = MlflowClient(store)
     top = next(t for t in study.trials if t.budget_history == [1, 3, 9])
     run = next(
-        r for r in child_runs(store, study.observers[0].parent_run_id) if r.info.run_name.endswith(f"{top.number:04d}")
+        r for r in child_runs(store, study.tracker.parent_run_id) if r.info.run_name.endswith(f"{top.number:04d}")
     )
     history = client.get_metric_history(run.info.run_id, "epochs")
     assert [(m.step, m.value) for m in history] == [(1, 1.0), (3, 3.0), (9, 9.0)]

@@ -24,7 +24,7 @@ def curve(params, ctx):
 def test_parent_and_child_runs_follow_the_layout(store):
     study = hpt.create_study(curve, {"x": Float(-1, 1), "n": Int(0, 3)}, seed=0, tracking=store, experiment="exp")
     study.optimize(12)
-    tracker = study.observers[0]
+    tracker = study.tracker
     client = MlflowClient(store)
     parent = client.get_run(tracker.parent_run_id)
     assert parent.info.status == "FINISHED"
@@ -70,7 +70,7 @@ def test_resume_from_mlflow_alone(store):
         strategy_options={"resolution": 4},
     )
     first.optimize(10)
-    run_id = first.observers[0].parent_run_id
+    run_id = first.tracker.parent_run_id
     study, remaining = hpt.resume_study(run_id, store)
     assert remaining == 6
     assert [t.params for t in study.trials] == [t.params for t in first.trials]
@@ -101,7 +101,7 @@ def test_resume_requeues_trials_that_were_running(store):
     study.backend.evaluate = dies_at_trial_five
     with pytest.raises(KeyboardInterrupt):
         study.optimize(8)
-    run_id = study.observers[0].parent_run_id
+    run_id = study.tracker.parent_run_id
     client = MlflowClient(store)
     assert client.get_run(run_id).info.status == "KILLED"
     record = load_study(run_id, store)
@@ -122,21 +122,21 @@ def test_tracking_uri_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     study = hpt.create_study(FunctionBackend("branin"), seed=0, tracking=True)
     study.optimize(2)
-    assert study.observers[0].tracking_uri == uri
-    assert len(child_runs(uri, study.observers[0].parent_run_id)) == 2
+    assert study.tracker.tracking_uri == uri
+    assert len(child_runs(uri, study.tracker.parent_run_id)) == 2
 
 
 def test_default_store_is_mlflow_db_in_the_working_directory(tmp_path):
     study = hpt.create_study(FunctionBackend("branin"), seed=0, tracking=True)
     study.optimize(1)
-    assert study.observers[0].tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"
-    assert len(child_runs(f"sqlite:///{tmp_path}/mlflow.db", study.observers[0].parent_run_id)) == 1
+    assert study.tracker.tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"
+    assert len(child_runs(f"sqlite:///{tmp_path}/mlflow.db", study.tracker.parent_run_id)) == 1
 
 
 def test_resume_survives_a_run_killed_before_its_params_were_logged(store):
     study = hpt.create_study(FunctionBackend("branin"), seed=0, tracking=store, trials=6)
     study.optimize(3)
-    run_id = study.observers[0].parent_run_id
+    run_id = study.tracker.parent_run_id
     client = MlflowClient(store)
     parent = client.get_run(run_id)
     tags = {"mlflow.parentRunId": run_id, "hpt.trial": "3", "hpt.state": "running"}

@@ -132,7 +132,7 @@ def create_study(
     except BaseException:
         runner.close(cancel=True)
         raise
-    study.config = study.config.replace(checkpoint_root=str(study.checkpoint_root))
+    study.config = study.config.replace(name=study.name, checkpoint_root=str(study.checkpoint_root))
     return study
 
 
