@@ -256,6 +256,7 @@ def plugins(as_json: bool) -> None:
                     "distribution": entry.distribution,
                     "version": entry.version,
                     "status": status,
+                    "default": entry.default,
                     "summary": entry.summary,
                 }
             )
@@ -267,9 +268,8 @@ def plugins(as_json: bool) -> None:
         return
     width = max((len(r["name"]) for r in rows), default=4)
     for row in rows:
-        click.echo(
-            f"{row['kind']:<9} {row['name']:<{width}}  {row['distribution']} {row['version']:<8} {row['status']}"
-        )
+        status = row["status"] + (" (default)" if row["default"] else "")
+        click.echo(f"{row['kind']:<9} {row['name']:<{width}}  {row['distribution']} {row['version']:<8} {status}")
     for b in broken:
         click.echo(f"broken    {b['name']:<{width}}  {b['distribution']} {b['version']:<8} {b['reason']}")
 
