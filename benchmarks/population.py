@@ -4,7 +4,8 @@ same configurations, with the same seeds, trained one after another by `MLPBacke
 `hpt run` does), in the same run; the best validation loss each side reached over the same trials
 (batching must not change what a search finds: equal up to dropout masks); and each side's peak memory
 above the process's baseline. Every measurement runs in a fresh process (same start for both sides) under
-one torch thread; the two sides alternate `--repeats` times and each keeps its fastest time (the machine
+one torch thread (`--workers` processes at once for the sequential side, `--batched-threads` for the
+batched one); the two sides alternate `--repeats` times and each keeps its fastest time (the machine
 may be shared). Cells are cached in `--cache` (JSON), so an interrupted run resumes where it stopped.
 
     .venv/bin/python benchmarks/population.py                       # digits and a 50,000-row set, K=4,16,64
@@ -28,22 +29,27 @@ from typing import Any
 LARGE = "classification"
 
 
-def cell(args: dict[str, Any], side: str, k: int) -> dict[str, float]:
-    """One side of one (dataset, K) cell, in this (fresh) process."""
+def cell(args: dict[str, Any], side: str, k: int, part: int = 0, parts: int = 1) -> dict[str, float]:
+    """One side of one (dataset, K) cell, in this (fresh) process; with `parts` > 1, this process's share of
+    the sequential side (every `parts`-th configuration, as `--workers parts` would hand them out)."""
     import numpy as np
     import torch
     from hpt.backend import Result, TrialContext
     from hpt_torch.backend import MLPBackend
 
-    torch.set_num_threads(1)
+    threads = args["batched_threads"] if side == "batched" else 1
+    torch.set_num_threads(threads)
     size = args["size"] if args["dataset"] == LARGE else None
-    backend = MLPBackend(dataset=args["dataset"], size=size, device=args["device"], max_epochs=args["max_epochs"])
+    backend = MLPBackend(
+        dataset=args["dataset"], size=size, device=args["device"], max_epochs=args["max_epochs"], threads=threads
+    )
     space = backend.default_space()
     rng = np.random.default_rng(args["seed"] + k)
     configs = [dict(space.sample(rng)) for _ in range(k)]
     if side == "sequential":
         configs = configs[: args["sequential_trials"]]
     contexts = [TrialContext(i, seed=args["seed"] + i) for i in range(len(configs))]
+    configs, contexts = configs[part::parts], contexts[part::parts]
     warm = [dict(space.sample(np.random.default_rng(12345))) for _ in range(2)]
     backend.evaluate_batch([{**w, "max_epochs": 1} for w in warm], [1, 1], [TrialContext(0), TrialContext(1)])
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -67,9 +73,20 @@ def cell(args: dict[str, Any], side: str, k: int) -> dict[str, float]:
 
 
 def run_cell(args: dict[str, Any], side: str, k: int) -> dict[str, float]:
+    """A cell in fresh processes: one, or `workers` at once for the sequential side (trials/min of them all)."""
+    parts = args["workers"] if side == "sequential" else 1
     context = multiprocessing.get_context("spawn")
-    with context.Pool(1) as pool:
-        return pool.apply(cell, (args, side, k))
+    with context.Pool(parts) as pool:
+        shares = pool.starmap(cell, [(args, side, k, part, parts) for part in range(parts)])
+    trials, seconds = sum(s["trials"] for s in shares), max(s["seconds"] for s in shares)
+    return {
+        "trials": trials,
+        "seconds": seconds,
+        "per_minute": trials / seconds * 60,
+        "best_valid_loss": min(s["best_valid_loss"] for s in shares),
+        "peak_mib": max(s["peak_mib"] for s in shares),
+        "failed": sum(s["failed"] for s in shares),
+    }
 
 
 def main() -> None:
@@ -84,12 +101,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=2, help="alternating measurements per side")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, default=1, help="sequential side: trials in parallel processes")
+    parser.add_argument("--batched-threads", type=int, default=1, help="torch threads of the batched side")
     parser.add_argument("--cache", default=".hpt/population-benchmark.json", help="results kept between runs")
     args = parser.parse_args()
     cache_path = Path(args.cache)
     cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
 
-    print(f"default mlp space, device {args.device}, 1 torch thread, seed {args.seed}")
+    print(
+        f"default mlp space, device {args.device}, seed {args.seed}; sequential: {args.workers} worker(s) of 1 "
+        f"thread; batched: {args.batched_threads} thread(s)"
+    )
     print(
         f"{'dataset':<16}{'K':>4}{'epochs':>7}{'seq/min':>9}{'batch/min':>11}{'speed-up':>10}"
         f"{'seq best':>10}{'batch best':>12}{'seq MiB':>9}{'batch MiB':>11}"
@@ -104,6 +126,8 @@ def main() -> None:
                 "seed": args.seed,
                 "max_epochs": args.large_max_epochs if large else args.max_epochs,
                 "sequential_trials": args.large_sequential_trials if large else args.sequential_trials,
+                "workers": args.workers,
+                "batched_threads": args.batched_threads,
             }
             row = {}
             for repeat in range(args.repeats):

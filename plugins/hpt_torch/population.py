@@ -46,6 +46,8 @@ from hpt_torch.training import TrainingRun, save_checkpoint
 
 REPACK_BELOW = 0.75
 """Repack the stack when the members still training fit in this fraction of its padded size."""
+CHUNK_FLOATS = 2**21
+"""Most floats of training inputs and dropout masks drawn at once (a few micro-batches: fewer, larger kernels)."""
 AUTO_BATCH_TRIALS = {"cpu": 1, "cuda": 64, "mps": 16}
 """`--batch-trials auto` per device type (see `auto_batch_trials`)."""
 
@@ -59,7 +61,7 @@ class CostModel:
 
     step: float = 1.6e-3
     member_step: float = 6.5e-5
-    alone_step: float = 1.55e-3
+    alone_step: float = 2.2e-3
     mac: float = 3.3e-10
     parameter: float = 2e-8
     accumulate: float = 4e-9
@@ -333,23 +335,36 @@ class Population:
         layers = self.layout.views(self.flat)
         order = torch.stack([torch.randperm(n, device=self.device, generator=m.run.generator) for m in self.members])
         totals = []
-        for step, start in enumerate(range(0, n, micro)):
-            rows = order[:, start : start + micro]
-            flat_rows = rows.reshape(-1)
-            x = self.x_train.index_select(0, flat_rows).view(k, -1, self.x_train.shape[1])
-            out, tape = forward(layers, x, self.plans, self.generator)
-            y = self.y_train.index_select(0, flat_rows).view(k, -1)
-            losses, grad_out = loss_gradient(self.task, out, y, weights[step] if weights is not None else None)
-            backward(layers, grads, self.plans, tape, grad_out, accumulate)
-            count = counts[step] if counts is not None else k
-            if count:
-                if self.mask is not None:
-                    grad[:count].mul_(self.mask[:count])
-                self.optimizer.step(self.flat, grad, lr, count)
-                if accumulate:
-                    grad[:count].zero_()
-            totals.append(losses * rows.shape[1])
+        for first, last in self._chunks(n, micro):  # inputs and dropout masks drawn for a few micro-batches at once
+            rows = order[:, first:last].reshape(-1)
+            x_chunk = self.x_train.index_select(0, rows).view(k, last - first, -1)
+            y_chunk = self.y_train.index_select(0, rows).view(k, last - first)
+            mask_chunk = [
+                plan.dropout.masks((k, last - first, weight.shape[2]), self.generator) if plan.dropout else None
+                for plan, (weight, _) in zip(self.plans, layers, strict=False)
+            ]
+            for start in range(first, last, micro):
+                step, window = start // micro, slice(start - first, min(start + micro, last) - first)
+                masks = [_window(mask, window) for mask in mask_chunk]
+                out, tape = forward(layers, x_chunk[:, window], self.plans, masks)
+                weight = weights[step] if weights is not None else None
+                losses, grad_out = loss_gradient(self.task, out, y_chunk[:, window], weight)
+                backward(layers, grads, self.plans, tape, grad_out, accumulate)
+                count = counts[step] if counts is not None else k
+                if count:
+                    if self.mask is not None:
+                        grad[:count].mul_(self.mask[:count])
+                    self.optimizer.step(self.flat, grad, lr, count)
+                    if accumulate:
+                        grad[:count].zero_()
+                totals.append(losses * (window.stop - window.start))
         return (torch.stack(totals).sum(0) / n).tolist()
+
+    def _chunks(self, n: int, micro: int) -> list[tuple[int, int]]:
+        """Row ranges of whole micro-batches whose inputs and masks hold at most `CHUNK_FLOATS` floats."""
+        per_row = len(self.members) * (self.x_train.shape[1] + 2 * sum(o for o, _ in self.layout.shapes[:-1]))
+        rows = max(micro, CHUNK_FLOATS // per_row // micro * micro)
+        return [(start, min(start + rows, n)) for start in range(0, n, rows)]
 
     @torch.no_grad()
     def _valid_metrics(self) -> list[dict[str, float]]:
@@ -410,6 +425,14 @@ class Population:
         self.mask = self.mask[rows] if self.mask is not None else None
         self.optimizer.keep(rows)
         self.plans = layer_plans(*self._functions(slice(None), dropout=True), self.device)
+
+
+def _window(mask: tuple[torch.Tensor, torch.Tensor | None] | None, rows: slice) -> Any:
+    """A micro-batch's rows of a chunk's dropout masks."""
+    if mask is None:
+        return None
+    multiplier, addend = mask
+    return multiplier[:, rows], addend[:, rows] if addend is not None else None
 
 
 def stack_order(member: Member) -> tuple[int, str, int]:

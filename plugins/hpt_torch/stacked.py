@@ -213,32 +213,34 @@ class Tape:
     hidden: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
 
 
-@torch.no_grad()
+Masks = Sequence[tuple[torch.Tensor, torch.Tensor | None] | None]
+"""Per hidden position, the dropout multiplier and addend (`Dropout.masks`) of a training pass, or None."""
+
+
 def forward(
-    layers: Layers, x: torch.Tensor, plans: Sequence[LayerPlan], generator: torch.Generator | None = None
+    layers: Layers, x: torch.Tensor, plans: Sequence[LayerPlan], masks: Masks | None = None
 ) -> tuple[torch.Tensor, Tape]:
     """Outputs `[K, B, n_out]` of K members on inputs `x` (`[K, B, d]`, or `[B, d]` shared by all), and the
-    tape `backward` needs. `plans` hold each hidden position's activations and dropout rates; with a
-    `generator` (training) dropout is applied, SELU members get alpha dropout.
+    tape `backward` needs. `plans` hold each hidden position's activations; `masks` (training) its dropout
+    (alpha dropout for SELU members), drawn beforehand for several micro-batches at once (`Dropout.masks`).
 
     The backward pass is written out (`backward`) rather than left to autograd: a stack's step is a few
     dozen kernels, and autograd's bookkeeping per operation would cost more than most of them."""
     k = layers[0][0].shape[0]
     h = x if x.dim() == 3 else x.expand(k, *x.shape)
     tape = Tape([], [])
-    for index, (weight, bias) in enumerate(layers):
-        tape.inputs.append(h)
-        h = torch.baddbmm(bias.unsqueeze(1), h, weight)
-        if index < len(layers) - 1:
-            plan = plans[index]
-            z, h = h, plan.activate(h)
-            multiplier = None
-            if generator is not None and plan.dropout is not None:
-                multiplier, addend = plan.dropout.masks(h.shape, generator)
-                activations, h = h, h * multiplier if addend is None else torch.addcmul(addend, h, multiplier)
-            else:
-                activations = h
-            tape.hidden.append((z, activations, multiplier))
+    with torch.no_grad():
+        for index, (weight, bias) in enumerate(layers):
+            tape.inputs.append(h)
+            h = torch.baddbmm(bias.unsqueeze(1), h, weight)
+            if index < len(layers) - 1:
+                z, h = h, plans[index].activate(h)
+                mask = masks[index] if masks is not None else None
+                activations, multiplier = h, None
+                if mask is not None:
+                    multiplier, addend = mask
+                    h = h * multiplier if addend is None else torch.addcmul(addend, h, multiplier)
+                tape.hidden.append((z, activations, multiplier))
     return h, tape
 
 
