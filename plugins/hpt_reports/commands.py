@@ -143,10 +143,10 @@ def server_command(uri: str, host: str, port: int, workers: int = 1) -> list[str
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True, help="Port to listen on.")
 def ui(tracking_uri: str | None, host: str, port: int) -> None:
     """Start the MLflow UI on the store `hpt run` logs to, and print its address (Ctrl-C stops it)."""
-    uri = store_uri(tracking_uri)
-    if uri.startswith(("http://", "https://")):
-        click.echo(f"{uri} is an MLflow server already: open it in a browser")
+    if tracking_uri and tracking_uri.startswith(("http://", "https://")):  # checked before store_uri reaches it
+        click.echo(f"{tracking_uri} is an MLflow server already: open it in a browser")
         return
+    uri = store_uri(tracking_uri)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         click.echo(f"note: {uri} does not exist yet; it is created empty (run `hpt run` here first)", err=True)
     shown = "127.0.0.1" if host == "0.0.0.0" else host
