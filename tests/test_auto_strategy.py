@@ -118,7 +118,7 @@ def test_several_objectives_go_to_nsga2():
     assert len(strategy.ask(3)) == 3
 
 
-@pytest.mark.parametrize(("function", "trials", "bound"), [("branin", 25, 0.5), ("mixed", 25, 0.6)])
+@pytest.mark.parametrize(("function", "trials", "bound"), [("branin", 25, 0.5), ("mixed", 30, 0.6)])
 def test_converges_on_easy_functions_and_beats_random(function, trials, bound):
     fn = FUNCTIONS[function]
     space = fn.space(fn.default_dim)
