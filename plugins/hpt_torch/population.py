@@ -88,9 +88,10 @@ def auto_batch_trials(device: str) -> int:
     """The K `--batch-trials auto` picks for a device (`cpu`, `cuda`, `cuda:N`, `mps`, `auto`).
 
     Stacking saves the fixed cost of each training step, not the arithmetic. On a CPU the default space's
-    wider networks are bound by arithmetic and memory traffic, and benchmarks/population.py measured it
-    slower batched than one trial at a time on a 2-core CPU (digits, K = 4 and 16): 1, no batching. On a
-    GPU launches dominate a small network's step, so a large stack is nearly free: 64 (not yet measured);
+    mixed activations and widths leave a stack's step dear (a kernel per activation run, element-wise work
+    over padded widths): benchmarks/population.py measured it 0.9x to 1.2x one trial at a time on a shared
+    2-core CPU (digits, K = 4, 16, 64), so 1, no batching. On a GPU launches dominate a small network's
+    step, so a large stack is nearly free: 64 (not yet measured);
     Apple MPS in between."""
     if device in ("auto", ""):
         device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"

@@ -10,6 +10,10 @@ Members may differ in every part of their architecture:
   to its output layer in the last position;
 - activation: at each hidden position, each run of consecutive members sharing a function gets it
   (`LayerPlan`; the population orders its members so that runs are few).
+
+The backward pass is written out (`backward`, with the kernels autograd would call for each activation)
+rather than recorded by autograd: a stack's training step is a few dozen small kernels, and on a CPU
+autograd's bookkeeping per operation costs more than many of them.
 """
 
 from __future__ import annotations
@@ -41,6 +45,23 @@ SELU_ALPHA = 1.7580993408473766
 """Alpha dropout's saturation value for SELU (torch's `alpha_dropout`)."""
 DROPOUT_LEVELS = 2**16
 EXP_FLOOR = -80.0
+"""Softmax probabilities below exp(-80) are computed as exp(-80) (negligible): an exp that underflows to zero
+takes a slow path on some CPUs (100x)."""
+SELU_SCALE, SELU_ELU_ALPHA = 1.0507009873554805, 1.6732632423543772
+LEAKY_SLOPE = 0.01
+_aten = torch.ops.aten
+BACKWARD = {
+    "relu": lambda g, z, a: _aten.threshold_backward(g, a, 0),
+    "leaky_relu": lambda g, z, a: _aten.leaky_relu_backward(g, z, LEAKY_SLOPE, False),
+    "elu": lambda g, z, a: _aten.elu_backward(g, 1.0, 1.0, 1.0, False, z),
+    "selu": lambda g, z, a: _aten.elu_backward(g, SELU_ELU_ALPHA, SELU_SCALE, 1.0, False, z),
+    "gelu": lambda g, z, a: _aten.gelu_backward(g, z),
+    "tanh": lambda g, z, a: _aten.tanh_backward(g, a),
+    "sigmoid": lambda g, z, a: _aten.sigmoid_backward(g, a),
+    "identity": lambda g, z, a: g,
+}
+"""Each activation's gradient from the upstream gradient `g`, its input `z` and output `a`: the kernels
+autograd calls for it, so a stacked member's gradients are the ones it gets alone."""
 
 Shapes = list[tuple[int, int]]
 """A member's layers as (outputs, inputs), input layer first."""
@@ -102,23 +123,6 @@ class FlatLayout:
         for (o, i), start in zip(self.shapes, self.offsets, strict=True):
             mask[start : start + o * i] = 1.0
         return mask
-
-
-SELU_SCALE, SELU_ELU_ALPHA = 1.0507009873554805, 1.6732632423543772
-LEAKY_SLOPE = 0.01
-_aten = torch.ops.aten
-BACKWARD = {
-    "relu": lambda g, z, a: _aten.threshold_backward(g, a, 0),
-    "leaky_relu": lambda g, z, a: _aten.leaky_relu_backward(g, z, LEAKY_SLOPE, False),
-    "elu": lambda g, z, a: _aten.elu_backward(g, 1.0, 1.0, 1.0, False, z),
-    "selu": lambda g, z, a: _aten.elu_backward(g, SELU_ELU_ALPHA, SELU_SCALE, 1.0, False, z),
-    "gelu": lambda g, z, a: _aten.gelu_backward(g, z),
-    "tanh": lambda g, z, a: _aten.tanh_backward(g, a),
-    "sigmoid": lambda g, z, a: _aten.sigmoid_backward(g, a),
-    "identity": lambda g, z, a: g,
-}
-"""Each activation's gradient from the upstream gradient `g`, its input `z` and output `a`: the kernels
-autograd calls for it, so a stacked member's gradients are the ones it gets alone."""
 
 
 @dataclass
