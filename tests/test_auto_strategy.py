@@ -58,7 +58,9 @@ def key(params: dict) -> str:
 
 
 def test_proposals_are_valid_for_every_parameter_kind_and_condition():
-    trials = drive(AutoStrategy(MIXED, seed=0, n_initial_points=4, n_candidates=100, n_refine=2), mixed_loss, 10)
+    trials = drive(
+        AutoStrategy(MIXED, seed=0, model="gp", n_initial_points=4, n_candidates=100, n_refine=2), mixed_loss, 10
+    )
     for trial in trials:
         assert MIXED.validate(trial.params) == trial.params
         assert ("momentum" in trial.params) == (trial.params["optimizer"] == "sgd")
@@ -68,7 +70,7 @@ def test_proposals_are_valid_for_every_parameter_kind_and_condition():
 
 def test_same_seed_same_proposals_other_seed_other_proposals():
     def proposals(seed: int) -> list[dict]:
-        strategy = AutoStrategy(MIXED, seed=seed, n_initial_points=3, n_candidates=200)
+        strategy = AutoStrategy(MIXED, seed=seed, model="gp", n_initial_points=3, n_candidates=200)
         return [t.params for t in drive(strategy, mixed_loss, 5)]
 
     assert proposals(3) == proposals(3)
@@ -77,7 +79,7 @@ def test_same_seed_same_proposals_other_seed_other_proposals():
 
 @pytest.mark.parametrize("told", [0, 6])
 def test_asks_before_tells_get_distinct_valid_points(told):
-    strategy = AutoStrategy(MIXED, seed=1, n_initial_points=4, n_candidates=200)
+    strategy = AutoStrategy(MIXED, seed=1, model="gp", n_initial_points=4, n_candidates=200)
     drive(strategy, mixed_loss, told)
     asked = strategy.ask(2) + strategy.ask(2)
     assert len({key(s.params) for s in asked}) == 4
@@ -87,9 +89,9 @@ def test_asks_before_tells_get_distinct_valid_points(told):
 def test_a_resumed_strategy_proposes_what_the_uninterrupted_one_would_and_never_a_finished_point():
     fn = FUNCTIONS["branin"]
     space = fn.space(2)
-    first = AutoStrategy(space, seed=5, n_initial_points=4, n_candidates=300)
+    first = AutoStrategy(space, seed=5, model="gp", n_initial_points=4, n_candidates=300)
     trials = drive(first, fn.evaluate, 9)
-    resumed = AutoStrategy(space, seed=5, n_initial_points=4, n_candidates=300)
+    resumed = AutoStrategy(space, seed=5, model="gp", n_initial_points=4, n_candidates=300)
     for trial in trials:
         resumed.tell(trial)
     seen = {key(t.params) for t in trials}
@@ -100,14 +102,14 @@ def test_a_resumed_strategy_proposes_what_the_uninterrupted_one_would_and_never_
 
 def test_a_small_discrete_space_is_searched_without_repeats():
     space = Space({"a": Categorical(["x", "y", "z"]), "b": Int(1, 4)})
-    strategy = AutoStrategy(space, seed=0, n_initial_points=3, n_candidates=100)
+    strategy = AutoStrategy(space, seed=0, model="gp", n_initial_points=3, n_candidates=100)
     trials = drive(strategy, lambda p: p["b"] + (p["a"] == "y"), 12)
     assert len({key(t.params) for t in trials}) == 12
 
 
 def test_failed_trials_are_tolerated():
     fn = FUNCTIONS["branin"]
-    strategy = AutoStrategy(fn.space(2), seed=0, n_initial_points=3, n_candidates=200)
+    strategy = AutoStrategy(fn.space(2), seed=0, model="gp", n_initial_points=3, n_candidates=200)
     trials = drive(strategy, lambda p: None if p["x1"] > 5 else fn.evaluate(p), 8)
     assert all(fn.space(2).validate(t.params) == t.params for t in trials)
 
@@ -118,8 +120,11 @@ def test_several_objectives_go_to_nsga2():
     assert len(strategy.ask(3)) == 3
 
 
-@pytest.mark.parametrize(("function", "trials", "bound"), [("branin", 25, 0.5), ("mixed", 30, 0.6)])
-def test_converges_on_easy_functions_and_beats_random(function, trials, bound):
+@pytest.mark.parametrize(
+    ("function", "trials", "bound", "options"),
+    [("branin", 25, 0.5, {}), ("branin", 25, 0.5, {"model": "gp"}), ("mixed", 30, 0.6, {"model": "gp"})],
+)
+def test_converges_on_easy_functions_and_beats_random(function, trials, bound, options):
     fn = FUNCTIONS[function]
     space = fn.space(fn.default_dim)
 
@@ -127,10 +132,21 @@ def test_converges_on_easy_functions_and_beats_random(function, trials, bound):
         strategy = registry().create("strategy", name, space, seed=seed, **options)
         return min(t.value for t in drive(strategy, fn.evaluate, trials)) - fn.optimum
 
-    auto = [regret("auto", seed, n_candidates=500) for seed in range(2)]
+    auto = [regret("auto", seed, **options) for seed in range(2)]
     random = [regret("random", seed) for seed in range(2)]
     assert np.median(auto) < bound
     assert np.median(auto) < 0.5 * np.median(random)
+
+
+def test_scikit_optimize_leads_then_hpts_own_gp_takes_over_with_every_trial():
+    fn = FUNCTIONS["branin"]
+    strategy = AutoStrategy(fn.space(2), seed=0, switch_after=6, n_initial_points=3, n_candidates=200)
+    assert strategy.method == "skopt"
+    trials = drive(strategy, fn.evaluate, 6)
+    assert strategy.method == "gp" and len(strategy.y) == 6
+    later = drive(strategy, fn.evaluate, 3, start=6)
+    assert strategy.skopt.told == 6  # no longer asked, no longer told
+    assert len({key(t.params) for t in trials + later}) == 9
 
 
 def test_auto_is_the_default_strategy():
@@ -142,6 +158,7 @@ def test_auto_is_the_default_strategy():
     [
         ({"n_initial_points": 0}, "n_initial_points must be an integer >= 1, got 0"),
         ({"warp": "yes"}, "warp must be true or false, got 'yes'"),
+        ({"model": "tpe"}, "model='tpe' is not supported; use one of auto, skopt, gp"),
     ],
 )
 def test_bad_options_give_one_clear_line(options, message):
@@ -155,12 +172,14 @@ def test_a_space_with_nothing_to_tune_is_refused():
         AutoStrategy(Space({"epochs": Fixed(3)}))
 
 
-@pytest.mark.parametrize("directions", [("minimize",), ("minimize", "maximize")])
-def test_auto_keeps_the_strategy_contract(directions):
+@pytest.mark.parametrize(
+    ("directions", "model"), [(("minimize",), "gp"), (("minimize",), "auto"), (("minimize", "maximize"), "auto")]
+)
+def test_auto_keeps_the_strategy_contract(directions, model):
     from hpt.testing import check_strategy
 
     check_strategy(
-        lambda space, **kw: AutoStrategy(space, n_initial_points=4, n_candidates=100, n_refine=2, **kw),
+        lambda space, **kw: AutoStrategy(space, model=model, n_initial_points=4, n_candidates=100, n_refine=2, **kw),
         directions=directions,
-        exact_resume=len(directions) == 1,
+        exact_resume=model == "gp",
     )

@@ -1,8 +1,11 @@
 """`auto`: the default strategy. It picks a search method from the space and the objective count.
 
 - Two or more objectives: NSGA-II (`nsga2`, from the deap plugin), random search without it.
-- One objective: Bayesian optimisation with hpt's own Gaussian process (`hpt_auto.gp`), the choice
-  Optuna's AutoSampler makes for budgets of a few hundred trials:
+- One objective, the first 200 trials (`switch_after`), where scikit-optimize is installed: the `skopt`
+  strategy (its GP, gp_hedge over EI/PI/LCB, log-warped losses), the strongest model-based method of
+  the quality suite (`benchmarks/quality.py`) at 15 and 30 trials.
+- One objective otherwise, and after 200 trials (where each skopt ask takes seconds): Bayesian
+  optimisation with hpt's own Gaussian process (`hpt_auto.gp`), told every trial from the start:
   - inputs in the unit cube (log parameters on their log scale, integers in bins, categoricals one-hot,
     an inactive conditional parameter at a constant), a scrambled Sobol design for the first
     `n_initial_points` trials;
@@ -21,6 +24,7 @@ have proposed had it never stopped; a configuration already finished or pending 
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -30,6 +34,8 @@ from hpt.errors import PluginError
 from hpt.space import Categorical, Fixed, Params, Space
 from hpt.strategy import Strategy
 from hpt.trial import Suggestion, Trial
+
+MODELS = ("auto", "skopt", "gp")
 
 
 def _key(params: Params) -> str:
@@ -100,7 +106,10 @@ class AutoStrategy(Strategy):
         n_refine: best candidates refined by L-BFGS-B per ask.
         warp: model power-transformed losses (Yeo-Johnson, rank-preserving): a few huge losses no longer
             flatten the model.
-        dim_scaled: length-scale prior that grows with the dimension instead of Optuna's gamma prior.
+        dim_scaled: length-scale prior that grows with the dimension instead of Optuna's.
+        model: `auto` (scikit-optimize's GP, the `skopt` strategy, for the first `switch_after` trials
+            where scikit-optimize is installed, then hpt's own GP), `skopt` or `gp` (either throughout).
+        switch_after: trials told before `model=auto` hands over from scikit-optimize to hpt's own GP.
     """
 
     name = "auto"
@@ -117,19 +126,24 @@ class AutoStrategy(Strategy):
         n_refine: int = 5,
         warp: bool = True,
         dim_scaled: bool = False,
+        model: str = "auto",
+        switch_after: int = 200,
     ) -> None:
         super().__init__(space, directions=directions, seed=seed)
         for option, value in (
             ("n_initial_points", n_initial_points),
             ("n_candidates", n_candidates),
             ("n_refine", n_refine),
+            ("switch_after", switch_after),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise PluginError(f"strategy 'auto': {option} must be an integer >= 1, got {value!r}")
         for option, value in (("warp", warp), ("dim_scaled", dim_scaled)):
             if not isinstance(value, bool):
                 raise PluginError(f"strategy 'auto': {option} must be true or false, got {value!r}")
-        self.dim_scaled = dim_scaled
+        if model not in MODELS:
+            raise PluginError(f"strategy 'auto': model={model!r} is not supported; use one of {', '.join(MODELS)}")
+        self.dim_scaled, self.switch_after = dim_scaled, switch_after
         self.inner: Strategy | None = None
         if len(self.directions) > 1:
             self.inner = _multi_objective(space, self.directions, seed)
@@ -150,16 +164,27 @@ class AutoStrategy(Strategy):
         self.pending: dict[str, list[np.ndarray]] = {}
         self.asked = 0
         self._fit: tuple[int, np.ndarray] | None = None  # (trials fitted on, GP hyperparameters)
+        self.skopt: Strategy | None = None  # told every trial; asked while it leads
+        if model == "skopt" or (model == "auto" and importlib.util.find_spec("skopt") is not None):
+            from hpt_skopt.strategy import SkoptStrategy
+
+            self.skopt = SkoptStrategy(space, directions=directions, seed=seed)
+        self.model = model
 
     @property
     def method(self) -> str:
-        """What `auto` chose: `gp`, or the name of the strategy it delegates to."""
-        return "gp" if self.inner is None else self.inner.name
+        """What `auto` asks now: `skopt`, `gp` (hpt's own), or the multi-objective strategy it delegates to."""
+        if self.inner is not None:
+            return self.inner.name
+        leads = self.skopt is not None and (self.model == "skopt" or len(self.y) < self.switch_after)
+        return "skopt" if leads else "gp"
 
     def tell(self, trial: Trial) -> None:
         if self.inner is not None:
             self.inner.tell(trial)
             return
+        if self.skopt is not None and (self.model == "skopt" or len(self.y) < self.switch_after):
+            self.skopt.tell(trial)
         key = _key(trial.params)
         waiting = self.pending.get(key)
         if waiting:
@@ -173,6 +198,11 @@ class AutoStrategy(Strategy):
     def ask(self, n: int = 1) -> list[Suggestion]:
         if self.inner is not None:
             return self.inner.ask(n)
+        if self.method == "skopt":
+            suggestions = self.skopt.ask(n)
+            for s in suggestions:  # the GP learns of them too, for when it takes over
+                self.pending.setdefault(_key(s.params), []).append(self.encoding.encode(s.params))
+            return suggestions
         import torch
         from threadpoolctl import threadpool_limits
 
