@@ -262,3 +262,9 @@ def test_hpt_run_help_and_plugins_import_no_heavy_library():
 def test_cli_errors_for_a_bad_plugin_flag_value_are_one_line():
     result = run_cli("run", "--backend", "function", "--dim", "many", "--trials", "1")
     assert result.returncode == 2 and "Invalid value for '--dim'" in result.stderr
+
+
+def test_plugin_flags_belong_to_one_command_line_only():
+    assert "--population" in help_text("run", "--strategy", "deap")
+    assert all("--population" not in p.opts for p in cli.commands["run"].params)
+    assert "--population" not in help_text("run", "--strategy", "random")

@@ -22,7 +22,9 @@ def curve(params, ctx):
 
 
 def test_parent_and_child_runs_follow_the_layout(store):
-    study = hpt.create_study(curve, {"x": Float(-1, 1), "n": Int(0, 3)}, seed=0, tracking=store, experiment="exp")
+    study = hpt.create_study(
+        curve, {"x": Float(-1, 1), "n": Int(0, 3)}, strategy="random", seed=0, tracking=store, experiment="exp"
+    )
     study.optimize(12)
     tracker = study.tracker
     client = MlflowClient(store)

@@ -21,6 +21,8 @@ from hpt.errors import HptError
 from hpt.options import Option
 from hpt.plugins import PluginEntry, registry
 
+_SECTIONS = "hpt.plugin_sections"
+"""Where a context keeps the plugin options of its command line."""
 PLUGIN_FLAGS = {"backend": "--backend", "strategy": "--strategy", "executor": "--executor"}
 """The flag that names the plugin of each kind on a command line."""
 
@@ -73,16 +75,22 @@ class PluginOptionsCommand(click.Command):
     def __init__(self, *args: Any, plugin_kinds: Mapping[str, str] = PLUGIN_FLAGS, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.plugin_kinds = dict(plugin_kinds)
-        self._core_params = list(self.params)
-        self._sections: list[tuple[str, str, list[click.Parameter]]] = []
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        self._add_plugin_params(args)
+        ctx.meta[_SECTIONS] = self._plugin_sections(args)
         return super().parse_args(ctx, args)
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        """The command's own parameters and, for this command line, its plugins' (the command itself keeps
+        only its own, so one invocation's plugins never leak into the next)."""
+        plugin_params = [p for _, _, params in self._sections(ctx) for p in params]
+        own = super().get_params(ctx)
+        helps = [p for p in own if set(p.opts) & set(ctx.help_option_names)]
+        return [p for p in own if p not in helps] + plugin_params + helps  # --help stays last
 
     def invoke(self, ctx: click.Context) -> Any:
         chosen: dict[str, dict[str, Any]] = {kind: {} for kind in self.plugin_kinds}
-        for kind, _, params in self._sections:
+        for kind, _, params in self._sections(ctx):
             for param in params:
                 value = ctx.params.pop(param.name, None)
                 if value is not None:
@@ -90,9 +98,14 @@ class PluginOptionsCommand(click.Command):
         ctx.params["plugin_options"] = chosen
         return super().invoke(ctx)
 
-    def _add_plugin_params(self, args: Sequence[str]) -> None:
-        self.params = list(self._core_params)
-        self._sections = []
+    def _sections(self, ctx: click.Context) -> list[tuple[str, str, list[click.Parameter]]]:
+        if _SECTIONS not in ctx.meta:  # help asked for without parsing (docs): the defaults' options
+            ctx.meta[_SECTIONS] = self._plugin_sections([])
+        return ctx.meta[_SECTIONS]
+
+    def _plugin_sections(self, args: Sequence[str]) -> list[tuple[str, str, list[click.Parameter]]]:
+        """(kind, title, click options) for each plugin the command line names."""
+        sections = []
         taken = {opt for p in self.params for opt in p.opts}
         for kind, flag in self.plugin_kinds.items():
             declared: set[str] = set()
@@ -108,15 +121,15 @@ class PluginOptionsCommand(click.Command):
                     param = _click_option(option, name, dest)
                     param.option_name = option.name  # type: ignore[attr-defined]
                     params.append(param)
-                self.params.extend(params)
-                self._sections.append((kind, f"{kind} {entry.name!r}", params))
+                sections.append((kind, f"{kind} {entry.name!r}", params))
+        return sections
 
     def _named(self, kind: str, flag: str, args: Sequence[str]) -> list[PluginEntry]:
         """The registered entries the command line names for `kind` (unknown names are reported later,
         when the study is built, with what is available)."""
         value = _flag_value(args, flag)
         if value is None:
-            param = next((p for p in self._core_params if flag in p.opts), None)
+            param = next((p for p in self.params if flag in p.opts), None)
             value = param.default if param is not None and isinstance(param.default, str) else None
         if value is None:
             entry = registry().default(kind)
@@ -125,13 +138,12 @@ class PluginOptionsCommand(click.Command):
         return [registry().entries[kind][n] for n in names if n in registry().entries[kind]]
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        if not self._sections:
-            self._add_plugin_params(sys.argv[1:])
-        plugin_params = {id(p) for _, _, params in self._sections for p in params}
+        sections = self._sections(ctx)
+        plugin_params = {id(p) for _, _, params in sections for p in params}
         core = [p.get_help_record(ctx) for p in self.get_params(ctx) if id(p) not in plugin_params]
         with formatter.section("Options"):
             formatter.write_dl([r for r in core if r])
-        for _, title, params in self._sections:
+        for _, title, params in sections:
             records = [r for r in (p.get_help_record(ctx) for p in params) if r]
             if records:
                 with formatter.section(f"Options of {title}"):
