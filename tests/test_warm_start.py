@@ -7,6 +7,7 @@ import hpt.tracking
 import pytest
 from conftest import child_runs, invoke_json
 from hpt.errors import HptError
+from hpt.store import newest_study_run_id
 from hpt.warm_start import load_warm_start
 from mlflow.tracking import MlflowClient
 
@@ -81,3 +82,21 @@ def test_unknown_run_and_another_backend_are_one_line(store: str):
         load_warm_start(source, store, space, "mlp", ("minimize",))
     with pytest.raises(HptError, match="optimised minimize, this study maximize"):
         load_warm_start(source, store, space, "function", ("maximize",))
+
+
+def test_hpt_run_warm_start_from_the_command_line(store: str):
+    from click.testing import CliRunner
+    from hpt.cli import cli
+
+    source = earlier_study(store, trials=6)
+    args = ["run", "--backend", "function", "--function", "branin", "--strategy", "skopt", "--trials", "3"]
+    result = CliRunner().invoke(cli, [*args, "--set", "x1=-5..2.5", "--warm-start", source, "--tracking-uri", store])
+    assert result.exit_code == 0, result.output
+    inside = [t for t in hpt.tracking.load_study(source, store).trials if t.params["x1"] <= 2.5]
+    told = f"{len(inside)} trials told, {6 - len(inside)} outside the space skipped"
+    assert f"warm start from {source}: {told}" in result.output
+    newest = newest_study_run_id(store)
+    assert MlflowClient(store).get_run(newest).data.tags["hpt.warm_start"] == source
+    assert len(child_runs(store, newest)) == 3
+    unknown = CliRunner().invoke(cli, [*args, "--warm-start", "nope", "--tracking-uri", store])
+    assert unknown.exit_code == 1 and unknown.output.count("\n") == 1 and "cannot load study 'nope'" in unknown.output
