@@ -140,7 +140,7 @@ def test_converges_on_easy_functions_and_beats_random(function, trials, bound, o
 
 def test_scikit_optimize_leads_then_hpts_own_gp_takes_over_with_every_trial():
     fn = FUNCTIONS["branin"]
-    strategy = AutoStrategy(fn.space(2), seed=0, switch_after=6, n_initial_points=3, n_candidates=200)
+    strategy = AutoStrategy(fn.space(2), seed=0, model="auto", switch_after=6, n_initial_points=3, n_candidates=200)
     assert strategy.method == "skopt"
     trials = drive(strategy, fn.evaluate, 6)
     assert strategy.method == "gp" and len(strategy.y) == 6

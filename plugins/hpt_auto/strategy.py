@@ -1,11 +1,10 @@
 """`auto`: the default strategy. It picks a search method from the space and the objective count.
 
 - Two or more objectives: NSGA-II (`nsga2`, from the deap plugin), random search without it.
-- One objective, the first 200 trials (`switch_after`), where scikit-optimize is installed: the `skopt`
-  strategy (its GP, gp_hedge over EI/PI/LCB, log-warped losses), the strongest model-based method of
-  the quality suite (`benchmarks/quality.py`) at 15 and 30 trials.
-- One objective otherwise, and after 200 trials (where each skopt ask takes seconds): Bayesian
-  optimisation with hpt's own Gaussian process (`hpt_auto.gp`), told every trial from the start:
+- One objective: Bayesian optimisation with hpt's own Gaussian process (`hpt_auto.gp`), the best
+  model-based method of the quality suite (`benchmarks/quality.py`) at 15 and 30 trials and the
+  cheapest to ask (`model=skopt` uses the skopt strategy instead; `model=auto` uses it for the first
+  `switch_after` trials, then hands over to the GP, which is told every trial from the start):
   - inputs in the unit cube (log parameters on their log scale, integers in bins, categoricals one-hot,
     an inactive conditional parameter at a constant), a scrambled Sobol design for the first
     `n_initial_points` trials;
@@ -107,8 +106,8 @@ class AutoStrategy(Strategy):
         warp: model power-transformed losses (Yeo-Johnson, rank-preserving): a few huge losses no longer
             flatten the model.
         dim_scaled: length-scale prior that grows with the dimension instead of Optuna's.
-        model: `auto` (scikit-optimize's GP, the `skopt` strategy, for the first `switch_after` trials
-            where scikit-optimize is installed, then hpt's own GP), `skopt` or `gp` (either throughout).
+        model: `gp` (hpt's own GP, the default), `skopt` (the skopt strategy throughout) or `auto`
+            (skopt for the first `switch_after` trials where scikit-optimize is installed, then hpt's GP).
         switch_after: trials told before `model=auto` hands over from scikit-optimize to hpt's own GP.
     """
 
@@ -126,7 +125,7 @@ class AutoStrategy(Strategy):
         n_refine: int = 5,
         warp: bool = True,
         dim_scaled: bool = False,
-        model: str = "auto",
+        model: str = "gp",
         switch_after: int = 200,
     ) -> None:
         super().__init__(space, directions=directions, seed=seed)
