@@ -45,7 +45,13 @@ QUICK = {
     "trials": 30,
     "budgets": "15,30",
 }
-PAIRS = (("auto", "tpe"), ("auto", "optuna-gp"), ("skopt", "gp_minimize"))
+PAIRS = (
+    ("auto", "tpe"),
+    ("auto", "optuna-gp"),
+    ("auto:model=gp", "tpe"),
+    ("auto:model=gp", "optuna-gp"),
+    ("skopt", "gp_minimize"),
+)
 
 
 def select_tasks(spec: str) -> list[str]:
