@@ -29,7 +29,7 @@ def test_studies_lists_every_study_newest_first(store: str):
     assert [r["run_id"] for r in rows] == [second, first]  # no trial runs, no study of another experiment
     newest = rows[0]
     assert newest["backend"] == "function" and newest["dataset"] == "hartmann6" and newest["status"] == "FINISHED"
-    assert newest["trials"] == {"complete": 4} and isinstance(newest["best"], float) and newest["duration"] >= 0
+    assert newest["trials"] == {"complete": 4} and isinstance(newest["best"], float)
     assert newest_study_run_id(store, "hpt") == second
     assert newest_study_run_id(store, "other") == elsewhere
 
