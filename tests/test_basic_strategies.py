@@ -49,7 +49,7 @@ def test_grid_shuffle_is_a_seeded_permutation():
 
 
 def test_random_search_finds_a_good_region():
-    study = hpt.optimize(lambda p: (p["x"] - 0.3) ** 2, {"x": Float(-1, 1)}, trials=60, seed=0)
+    study = hpt.optimize(lambda p: (p["x"] - 0.3) ** 2, {"x": Float(-1, 1)}, strategy="random", trials=60, seed=0)
     assert abs(study.best_params["x"] - 0.3) < 0.05
     assert np.isclose(study.best_value, (study.best_params["x"] - 0.3) ** 2)
 

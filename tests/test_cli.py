@@ -85,7 +85,9 @@ def test_bad_input_gets_one_line_and_a_nonzero_exit(tmp_path):
 def test_space_file_and_set_shape_the_search(tmp_path):
     space = tmp_path / "space.toml"
     space.write_text('[x1]\ntype = "float"\nlow = 0\nhigh = 1\n[x2]\ntype = "float"\nlow = 0\nhigh = 15\n')
-    summary = cli_json("run", *BRANIN, "--space", str(space), "--set", "x2=2..3", "--trials", "15")
+    summary = cli_json(
+        "run", "--strategy", "random", *BRANIN, "--space", str(space), "--set", "x2=2..3", "--trials", "15"
+    )
     for run in child_runs(f"sqlite:///{tmp_path}/mlflow.db", summary["parent_run_id"]):
         assert 0 <= float(run.data.params["x1"]) <= 1 and 2 <= float(run.data.params["x2"]) <= 3
     pinned = cli_json("run", *BRANIN, "--set", "x1=3.0", "--trials", "3")

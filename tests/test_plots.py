@@ -37,7 +37,7 @@ def test_function_study_writes_history_parallel_coordinates_and_slices(tmp_path:
 
 
 def test_learning_curves_show_the_best_trials_best_first():
-    study = hpt.optimize(_curve_objective, {"x": hpt.Float(-3, 3)}, trials=8, seed=1)
+    study = hpt.optimize(_curve_objective, {"x": hpt.Float(-3, 3)}, strategy="random", trials=8, seed=1)
     figure = learning_curves(study, top=3)
     ranked = sorted(study.trials, key=lambda t: t.value)[:3]
     ax = figure.axes[0]
@@ -60,7 +60,7 @@ def test_parallel_coordinates_leave_inactive_parameters_out_of_a_line():
             "lr": hpt.Float(1e-4, 1e-1, log=True),
         }
     )
-    study = hpt.optimize(lambda p: math.log10(p["lr"]) ** 2, space, trials=12, seed=0)
+    study = hpt.optimize(lambda p: math.log10(p["lr"]) ** 2, space, strategy="random", trials=12, seed=0)
     ax = parallel_coordinates(study).axes[0]
     lines = ax.lines[: len(study.trials)]
     momentum_axis = list(study.space.tunable_names).index("momentum")

@@ -23,6 +23,7 @@ def test_pruned_trials_are_the_worse_ones(direction):
     study = hpt.optimize(
         _curve,
         {"x": Float(0, 1)},
+        strategy="random",
         trials=30,
         seed=1,
         direction=direction,

@@ -19,7 +19,7 @@ def quadratic(params):
 
 
 def test_optimize_a_plain_callable():
-    study = hpt.optimize(quadratic, SPACE, trials=40, seed=0)
+    study = hpt.optimize(quadratic, SPACE, strategy="random", trials=40, seed=0)
     assert len(study.trials) == 40
     assert study.counts()["complete"] == 40
     assert study.best_value == min(t.value for t in study.trials)
@@ -28,13 +28,13 @@ def test_optimize_a_plain_callable():
 
 
 def test_maximize_picks_the_largest():
-    study = hpt.optimize(lambda p: -quadratic(p), SPACE, trials=30, seed=1, direction="maximize")
+    study = hpt.optimize(lambda p: -quadratic(p), SPACE, strategy="random", trials=30, seed=1, direction="maximize")
     assert study.best_value == max(t.value for t in study.trials)
 
 
 def test_same_seed_same_study():
-    a = hpt.optimize(quadratic, SPACE, trials=10, seed=5)
-    b = hpt.optimize(quadratic, SPACE, trials=10, seed=5)
+    a = hpt.optimize(quadratic, SPACE, strategy="random", trials=10, seed=5)
+    b = hpt.optimize(quadratic, SPACE, strategy="random", trials=10, seed=5)
     assert [t.params for t in a.trials] == [t.params for t in b.trials]
 
 
@@ -46,7 +46,7 @@ def test_failing_and_nan_trials_are_recorded_and_the_study_goes_on():
             return math.nan
         return quadratic(params)
 
-    study = hpt.optimize(flaky, SPACE, trials=30, seed=0)
+    study = hpt.optimize(flaky, SPACE, strategy="random", trials=30, seed=0)
     failed = [t for t in study.trials if t.state is TrialState.FAILED]
     assert len(study.trials) == 30 and failed
     assert {t.error.split(" (at")[0] for t in failed} <= {
@@ -73,7 +73,7 @@ def test_max_failures_stops_with_the_last_error():
         raise ValueError(f"bad x {params['x']:.2f}")
 
     with pytest.raises(HptError, match="stopped after 3 failed trials; last error: ValueError: bad x"):
-        hpt.optimize(broken, SPACE, trials=20, seed=0, max_failures=3)
+        hpt.optimize(broken, SPACE, strategy="random", trials=20, seed=0, max_failures=3)
 
 
 def test_ctrl_c_keeps_finished_trials():
