@@ -26,7 +26,7 @@ def test_a_parameter_without_effect_ranks_last():
 
 
 def test_a_study_of_20_trials_logs_its_ranking_and_the_command_reads_the_store(store: str, tmp_path):
-    study = hpt.optimize(objective, SPACE, strategy="random", trials=20, seed=1, tracking=store)
+    study = hpt.optimize(objective, SPACE, trials=20, seed=1, tracking=store)
     run_id = study.tracker.parent_run_id
     client = MlflowClient(store)
     artifacts = {a.path for folder in (None, "plots") for a in client.list_artifacts(run_id, folder)}
