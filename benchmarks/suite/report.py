@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import wilcoxon
 
-from suite.tasks import TASKS
+from suite.tasks import FAMILIES, TASKS
 
 ALPHA = 0.05
 
@@ -100,7 +100,7 @@ def markdown(
 ) -> str:
     """The summary (normalised scores per family, verdicts paired by task), then per task: median [IQR]
     regret and verdicts paired by seed."""
-    seeds = sorted({s for v in results.seeds.values() for s in v})
+    seeds = sorted({s for v in results.seeds.values() for s in v}) or [0]
     lines = [
         f"{len(tasks)} tasks; seeds {seeds[0]}..{seeds[-1]} where run (each row says how many); budgets "
         f"{', '.join(map(str, budgets))} trials. Mean normalised score (0 = the best any run found, 1 = random "
@@ -110,7 +110,7 @@ def markdown(
     ]
     header = ["family", "trials", *methods, *[f"{a} vs {b}" for a, b in pairs]]
     lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for family in ("synthetic", "bayesmark", "hpt-mlp"):
+    for family in FAMILIES:
         members = [t for t in tasks if TASKS[t].family == family]
         for budget in budgets:
             scores = {m: task_scores(results, members, m, budget) for m in methods}
@@ -158,7 +158,7 @@ def plot(results: Results, tasks: Sequence[str], methods: Sequence[str], length:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    families = [f for f in ("synthetic", "bayesmark", "hpt-mlp") if any(TASKS[t].family == f for t in tasks)]
+    families = [f for f in FAMILIES if any(TASKS[t].family == f for t in tasks)]
     fig, axes = plt.subplots(1, len(families), figsize=(5 * len(families), 3.8), squeeze=False)
     budgets = list(range(5, length + 1, 5))
     for ax, family in zip(axes[0], families, strict=True):
