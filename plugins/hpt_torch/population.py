@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,33 +54,74 @@ AUTO_BATCH_TRIALS = {"cpu": 1, "cuda": 64, "mps": 16}
 
 @dataclass(frozen=True)
 class CostModel:
-    """Seconds per epoch, roughly, of a stack or of a member trained alone: a fixed cost per optimiser step
-    (Python and kernel launches; a stack's grows a little with its members), a cost per multiply-add and
-    training row (forward and backward) and per parameter and optimiser step. Fitted on a 2-core CPU
-    (benchmarks/population.py); only the ratios matter: they decide where buckets save time."""
+    """Seconds per epoch, roughly, of a stack (one member or many): a fixed cost per micro-batch (Python and
+    kernel launches) and per member and micro-batch, then the arithmetic over the padded network: per
+    multiply-add and training row (forward and backward), per padded hidden unit and row (activations,
+    dropout), per parameter and optimiser step. Fitted by `benchmarks/population_cost.py` (non-negative
+    least squares on timed stacks of random default-space members); only the ratios matter: they decide
+    where buckets save time."""
 
-    step: float = 1.6e-3
-    member_step: float = 6.5e-5
-    alone_step: float = 2.2e-3
-    mac: float = 3.3e-10
-    parameter: float = 2e-8
-    accumulate: float = 4e-9
+    step: float = 5.1e-4
+    member_step: float = 1.6e-4
+    mac: float = 1.6e-10
+    unit: float = 1.6e-8
+    parameter: float = 8.5e-9
 
-    def alone(self, n: int, macs: int, batch_size: int) -> float:
-        return math.ceil(n / batch_size) * (self.alone_step + macs * self.parameter) + n * macs * self.mac
-
-    def stack(self, n: int, k: int, macs: int, smallest: int, member_steps: int) -> float:
-        """`macs`: the padded network's; `member_steps`: the optimiser steps of all members in an epoch."""
-        micro_steps = math.ceil(n / smallest)
-        return (
-            micro_steps * (self.step + k * self.member_step)
-            + n * k * macs * self.mac
-            + member_steps * macs * self.parameter
-        )
+    def stack(self, features: StackFeatures) -> float:
+        return sum(c * term for c, term in zip(astuple(self), features.terms(), strict=True))
 
 
-COST_MODELS = {"cpu": CostModel(), "cuda": CostModel(step=2.5e-3, member_step=0.0, alone_step=1.2e-3, mac=5e-14,
-                                                        parameter=1e-12, accumulate=1e-12)}  # fmt: skip
+@dataclass
+class StackFeatures:
+    """What a stack's epoch costs depends on (`CostModel.stack`), grown one member at a time: `add` a
+    member's padded widths per hidden position, depth, own multiply-adds and batch size."""
+
+    rows: int
+    n_inputs: int
+    n_outputs: int
+    members: int = 0
+    micro_steps: int = 0
+    member_steps: int = 0
+    widths: list[int] = field(default_factory=list)
+    depth: int = 0
+
+    def add(self, widths: Sequence[int], depth: int, batch_size: int) -> StackFeatures:
+        """A copy with one more member (its hidden widths padded to the stack's depth)."""
+        size = min(batch_size, self.rows)
+        grown = [max(a, b) for a, b in zip(self.widths or [0] * len(widths), widths, strict=True)]
+        return StackFeatures(
+            self.rows, self.n_inputs, self.n_outputs, self.members + 1,
+            max(self.micro_steps, math.ceil(self.rows / size)), self.member_steps + math.ceil(self.rows / size),
+            grown, max(self.depth, depth),
+        )  # fmt: skip
+
+    def terms(self) -> tuple[float, ...]:
+        """What `CostModel`'s coefficients multiply, in the order of its fields."""
+        k = self.members
+        return (self.micro_steps, self.micro_steps * k, self.rows * k * self.macs, self.rows * k * self.units,
+                self.member_steps * self.parameters)  # fmt: skip
+
+    @property
+    def _used(self) -> list[int]:
+        return self.widths[: self.depth]
+
+    @property
+    def macs(self) -> int:
+        """Multiply-adds per row of the padded network (pass-through layers included)."""
+        used = self._used
+        return sum(a * b for a, b in zip([self.n_inputs, *used], [*used, self.n_outputs], strict=True))
+
+    @property
+    def units(self) -> int:
+        return sum(self._used)
+
+    @property
+    def parameters(self) -> int:
+        return self.macs + self.units + self.n_outputs
+
+
+COST_MODELS = {"cpu": CostModel(), "cuda": CostModel(step=2.5e-3, member_step=0.0, mac=5e-14, unit=1e-12,
+                                                        parameter=1e-12)}  # fmt: skip
 """The CUDA figures are estimates (no GPU measured): launches dominate, arithmetic is nearly free."""
 
 
@@ -113,61 +154,69 @@ def layer_shapes(params: Mapping[str, Any], n_inputs: int, n_outputs: int) -> Sh
     return member_layers(params, n_inputs, n_outputs, params["n_hidden"])[0]
 
 
+def member_widths(params: Mapping[str, Any], depth: int) -> list[int]:
+    """A member's hidden widths in a stack `depth` layers deep (its pass-through layers keep its last width)."""
+    widths = hidden_widths(params["n_hidden"], params["n_neurons"], params["layer_shape"])
+    return widths + [widths[-1]] * (depth - len(widths))
+
+
 def stack_groups(
     params: Sequence[Mapping[str, Any]], n_train: int, n_inputs: int, n_outputs: int, device_type: str = "cpu"
 ) -> list[list[int]]:
-    """Which members train together: lists of indices into `params`; a list of one trains alone.
+    """Which members train together: lists of indices into `params` (a list of one is a stack of one).
 
-    Members whose batch sizes divide each other can share a stack (a common micro-batch). Among those,
-    members sorted by size are cut into contiguous buckets where the cost model says that padding the
-    small ones to the large ones' shape costs more than a separate stack's overhead."""
+    Members share a stack only if their batch sizes divide each other (a common micro-batch): the batch
+    sizes form chains, each size dividing the next. Each chain is cut into blocks of consecutive sizes,
+    and each block's members (sorted by size) into buckets, both where the cost model says a separate
+    stack costs less than padding or extra micro-batches (dynamic programming at both levels: a block of
+    large batches alone takes few micro-batches)."""
     model = COST_MODELS.get(device_type, COST_MODELS["cpu"])
-    chains: list[list[int]] = []  # batch sizes, each dividing the next
-    for size in sorted({min(int(p["batch_size"]), n_train) for p in params}):
+    size_of = [min(int(p["batch_size"]), n_train) for p in params]
+    chains: list[list[int]] = []
+    for size in sorted(set(size_of)):
         chain = next((c for c in chains if size % c[-1] == 0), None)
         chain.append(size) if chain is not None else chains.append([size])
-    chain_of = {size: index for index, chain in enumerate(chains) for size in chain}
     groups: list[list[int]] = []
-    for index in range(len(chains)):
-        members = [i for i, p in enumerate(params) if chain_of[min(int(p["batch_size"]), n_train)] == index]
-        groups += _buckets(members, params, n_train, n_inputs, n_outputs, model)
+    for chain in chains:
+        best: list[tuple[float, list[list[int]]]] = [(0.0, [])]
+        for end in range(1, len(chain) + 1):
+            options = []
+            for start in range(end):
+                members = [i for i, size in enumerate(size_of) if size in chain[start:end]]
+                cost, buckets = _buckets(members, params, n_train, n_inputs, n_outputs, model)
+                options.append((best[start][0] + cost, best[start][1] + buckets))
+            best.append(min(options, key=lambda option: option[0]))
+        groups += best[-1][1]
     return groups
 
 
 def _buckets(
     members: list[int], params: Sequence[Mapping[str, Any]], n: int, n_in: int, n_out: int, model: CostModel
-) -> list[list[int]]:
-    """The cheapest cut of `members` (sorted by their own size) into contiguous buckets (dynamic programming)."""
+) -> tuple[float, list[list[int]]]:
+    """The cheapest cut of `members` (sorted by their own size) into contiguous buckets, and its cost."""
     depth = max(params[i]["n_hidden"] for i in members)
-    info = {}
-    for i in members:
-        widths = hidden_widths(params[i]["n_hidden"], params[i]["n_neurons"], params[i]["layer_shape"])
-        padded = widths + [widths[-1]] * (depth - len(widths))  # the width a member carries at each position
-        macs = sum(a * b for a, b in zip([n_in, *widths], [*widths, n_out], strict=True))
-        info[i] = (padded, params[i]["n_hidden"], macs, min(int(params[i]["batch_size"]), n))
-    order = sorted(members, key=lambda i: (info[i][2], info[i][1]))
+    empty = StackFeatures(n, n_in, n_out)
 
+    def own_size(i: int) -> tuple[int, int]:
+        own = empty.add(member_widths(params[i], params[i]["n_hidden"]), params[i]["n_hidden"], n)
+        return own.macs, params[i]["n_hidden"]
+
+    order = sorted(members, key=own_size)
     best = [0.0] + [math.inf] * len(order)
     cut = [0] * (len(order) + 1)
     for start in range(len(order)):
-        widths, deep, smallest, member_steps = [0] * depth, 0, n, 0
+        features = empty
         for end in range(start + 1, len(order) + 1):
-            padded, hidden, own, size = info[order[end - 1]]
-            widths = [max(a, b) for a, b in zip(widths, padded, strict=True)]
-            deep, smallest, member_steps = max(deep, hidden), min(smallest, size), member_steps + math.ceil(n / size)
-            if end - start == 1:
-                cost = model.alone(n, own, size)
-            else:
-                used = widths[:deep]
-                macs = sum(a * b for a, b in zip([n_in, *used], [*used, n_out], strict=True))
-                cost = model.stack(n, end - start, macs, smallest, member_steps)
+            p = params[order[end - 1]]
+            features = features.add(member_widths(p, depth), p["n_hidden"], int(p["batch_size"]))
+            cost = model.stack(features)
             if best[start] + cost < best[end]:
                 best[end], cut[end] = best[start] + cost, start
     groups, end = [], len(order)
     while end > 0:
         groups.append(order[cut[end] : end])
         end = cut[end]
-    return groups[::-1]
+    return best[-1], groups[::-1]
 
 
 @dataclass(eq=False)
@@ -335,6 +384,7 @@ class Population:
         grads = self.layout.views(grad)
         layers = self.layout.views(self.flat)
         order = torch.stack([torch.randperm(n, device=self.device, generator=m.run.generator) for m in self.members])
+        self.optimizer.start_epoch(self.flat, grad, lr, counts if counts is not None else [k] * math.ceil(n / micro))
         totals = []
         for first, last in self._chunks(n, micro):  # inputs and dropout masks drawn for a few micro-batches at once
             rows = order[:, first:last].reshape(-1)
@@ -355,10 +405,11 @@ class Population:
                 if count:
                     if self.mask is not None:
                         grad[:count].mul_(self.mask[:count])
-                    self.optimizer.step(self.flat, grad, lr, count)
+                    self.optimizer.step(step)
                     if accumulate:
                         grad[:count].zero_()
                 totals.append(losses * (window.stop - window.start))
+        self.optimizer.end_epoch()
         return (torch.stack(totals).sum(0) / n).tolist()
 
     def _chunks(self, n: int, micro: int) -> list[tuple[int, int]]:

@@ -69,6 +69,11 @@ class StackedOptimizer:
     `decay_mask` (`[K, P]`) is 1 where L1 and L2 apply (a member's real weights; not biases, padding or the
     pass-through layers of a shallower member); `members` are the members' resolved params, in stack order;
     `m` and `v` the moments (`[K, P]`), `steps` the steps each member took.
+
+    A stack's step is a few dozen small operations, so on a CPU their fixed cost outweighs the arithmetic:
+    whatever is fixed for an epoch (each micro-batch's rates with Adam's bias corrections, AdamW's decay
+    factors, the rows of the members that step) is prepared once by `start_epoch`, and `step` only
+    updates moments and weights.
     """
 
     def __init__(
@@ -106,42 +111,70 @@ class StackedOptimizer:
                 setattr(self, name, value[rows])
         self.coef = {name: value[rows] for name, value in self.coef.items()}
 
-    @torch.no_grad()
-    def step(self, flat: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor, count: int | None = None) -> None:
-        """Update the first `count` members (all by default) of `flat` in place from `grad` (the data loss's
-        gradient, overwritten) with per-member rates `lr` (`[K, 1]`). Every operation works in place on the
-        stack or on scratch tensors: on a CPU a fresh `[K, P]` result per operation costs more than the
-        arithmetic."""
-        n = flat.shape[0] if count is None else count
-        flat, grad, lr = flat[:n], grad[:n], lr[:n]
-        c = {name: value[:n] for name, value in self.coef.items()}
-        scratch = torch.empty_like(flat)
-        if self.l1 is not None:  # the gradient of l1 * sum|w|, as autograd gives it (sign(0) = 0)
-            grad.addcmul_(self.l1[:n], torch.sign(flat, out=scratch))
-        if self.decoupled_decay is not None:  # AdamW: decay the weights before the step
-            flat.mul_(torch.mul(self.decoupled_decay[:n], lr, out=scratch).neg_().add_(1))
-        if self.coupled_decay is not None:
-            grad.addcmul_(self.coupled_decay[:n], flat)
-        steps = self.steps[:n]
-        steps += 1
-        m = self.m[:n]
-        m.mul_(c["beta1"]).addcmul_(grad, c["c1"])
-        rate, s = lr, c["s"]
+    def start_epoch(self, flat: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor, counts: Sequence[int]) -> None:
+        """Prepare the steps of an epoch of `flat` (weights, updated in place) from `grad` (the data loss's
+        gradient, overwritten by each step), with per-member rates `lr` (`[K, 1]`) and `counts[i]` members
+        (the first rows) stepping at micro-batch `i`."""
+        k = flat.shape[0]
+        stepping = torch.arange(k, device=flat.device) < torch.tensor(counts, device=flat.device).unsqueeze(1)
+        steps = self.steps.reshape(1, k) + stepping.cumsum(0)  # each member's step count at each micro-batch
+        rate, s = lr.reshape(1, k).double().expand_as(steps), self.coef["s"].reshape(1, k).double().expand_as(steps)
         if self.any_adam:  # Adam's bias corrections (1 for the other families)
-            adam = c["adam"].bool()
-            rate = torch.where(adam, lr / (1 - ADAM_BETAS[0] ** steps).float(), lr)
-            s = torch.where(adam, (1 - ADAM_BETAS[1] ** steps).rsqrt().float(), s)
+            adam = self.coef["adam"].reshape(1, k).bool()
+            rate = torch.where(adam, rate / (1 - ADAM_BETAS[0] ** steps), rate)
+            s = torch.where(adam, (1 - ADAM_BETAS[1] ** steps).rsqrt(), s)
+        self._end_steps = steps[-1].reshape(k, 1)
+        rates, scales = rate.float().unsqueeze(2), s.float().unsqueeze(2)
+        decay = None if self.decoupled_decay is None else torch.mul(self.decoupled_decay, lr).neg_().add_(1)
+        self._rows: dict[int, _Rows] = {}
+        self._plan = []
+        for index, count in enumerate(counts):
+            if count not in self._rows:
+                self._rows[count] = _Rows(self, flat, grad, decay, count)
+            self._plan.append((self._rows[count], rates[index, :count], scales[index, :count]))
+
+    def end_epoch(self) -> None:
+        self.steps = self._end_steps
+
+    @torch.no_grad()
+    def step(self, index: int) -> None:
+        """Update the members stepping at micro-batch `index` of the epoch (see `start_epoch`). Every
+        operation works in place on the stack or on scratch tensors: on a CPU a fresh `[K, P]` result per
+        operation costs more than the arithmetic."""
+        r, rate, s = self._plan[index]
+        flat, grad = r.flat, r.grad
+        if r.l1 is not None:  # the gradient of l1 * sum|w|, as autograd gives it (sign(0) = 0)
+            grad.addcmul_(r.l1, torch.sign(flat, out=r.scratch))
+        if r.decay is not None:  # AdamW: decay the weights before the step
+            flat.mul_(r.decay)
+        if r.coupled_decay is not None:
+            grad.addcmul_(r.coupled_decay, flat)
+        r.m.mul_(r.beta1).addcmul_(grad, r.c1)
         if self.any_second:
-            v = self.v[:n]
-            v.mul_(c["beta2"]).addcmul_(torch.mul(grad, c["c2"], out=scratch), grad)
-        update = grad.mul_(c["a"]).addcmul_(m, c["b"]) if self.any_nesterov else m
+            r.v.mul_(r.beta2).addcmul_(torch.mul(grad, r.c2, out=r.scratch), grad)
+        update = grad.mul_(r.a).addcmul_(r.m, r.b) if self.any_nesterov else r.m
         if self.any_second:
             # sqrt(0) takes a slow path on some CPUs (20x); sqrt(SQRT_FLOOR) * s is far below eps's rounding
-            denom = torch.sqrt(torch.clamp(self.v[:n], min=SQRT_FLOOR, out=scratch), out=scratch).mul_(s).add_(c["eps"])
-            update = torch.div(update, denom, out=scratch)
-        elif update is m:
-            update = scratch.copy_(m)
-        flat.sub_(update.mul_(rate))
+            denom = torch.sqrt(torch.clamp(r.v, min=SQRT_FLOOR, out=r.scratch), out=r.scratch).mul_(s).add_(r.eps)
+            flat.addcdiv_(torch.mul(update, rate, out=r.scaled), denom, value=-1)
+        else:
+            flat.addcmul_(update, rate, value=-1)
+
+
+class _Rows:
+    """The first `count` rows of every per-member tensor of a `StackedOptimizer` (views, made once per epoch)."""
+
+    def __init__(
+        self, opt: StackedOptimizer, flat: torch.Tensor, grad: torch.Tensor, decay: torch.Tensor | None, count: int
+    ) -> None:
+        def rows(value: torch.Tensor | None) -> torch.Tensor | None:
+            return None if value is None else value[:count]
+
+        self.flat, self.grad, self.m, self.v = flat[:count], grad[:count], opt.m[:count], opt.v[:count]
+        self.l1, self.coupled_decay, self.decay = rows(opt.l1), rows(opt.coupled_decay), rows(decay)
+        self.beta1, self.c1, self.beta2, self.c2 = (opt.coef[name][:count] for name in ("beta1", "c1", "beta2", "c2"))
+        self.a, self.b, self.eps = (opt.coef[name][:count] for name in ("a", "b", "eps"))
+        self.scratch, self.scaled = torch.empty_like(self.flat), torch.empty_like(self.flat)
 
 
 def column_of(members: Sequence[dict[str, Any]], name: str, device: torch.device) -> torch.Tensor:

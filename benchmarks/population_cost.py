@@ -1,0 +1,105 @@
+"""Fit `hpt_torch.population.CostModel` (what `stack_groups` uses to cut a batch into stacks) on this machine.
+
+Times stacks of random default-space members (K = 1 to 32, some of one batch size, some mixed) trained
+by `MLPBackend.evaluate_population` for a few epochs under one torch thread, fits the model's
+coefficients by non-negative least squares on two thirds of the stacks, and prints them with the median
+relative error of the prediction on the fitted stacks and on the third held out. Timings are cached in
+`--cache` (JSON), so an interrupted run resumes.
+
+    .venv/bin/python benchmarks/population_cost.py                  # digits, 60 stacks, 3 epochs each
+    .venv/bin/python benchmarks/population_cost.py --stacks 90 --epochs 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import astuple, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def draw_stack(space: Any, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """K random members; half the stacks share one batch size (what a bucket of a block looks like)."""
+    k = int(rng.choice([1, 2, 4, 8, 16, 32]))
+    members = [dict(space.sample(rng)) for _ in range(k)]
+    if rng.random() < 0.5:
+        size = members[0]["batch_size"]
+        members = [{**m, "batch_size": size} for m in members]
+    return members
+
+
+def time_stack(backend: Any, members: list[dict[str, Any]], epochs: int) -> float:
+    """Seconds per epoch of the stack (members pinned to `epochs` epochs, no early stopping)."""
+    from hpt.backend import TrialContext
+    from hpt_torch.hyperparams import resolve
+
+    params = [resolve({**m, "max_epochs": epochs, "patience": epochs + 1}) for m in members]
+    contexts = [TrialContext(i, seed=i) for i in range(len(params))]
+    start = time.perf_counter()
+    backend.evaluate_population(params, [None] * len(params), contexts)
+    return (time.perf_counter() - start) / epochs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--stacks", type=int, default=60, help="random stacks to time")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per stack")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", default=".hpt/population-cost.json", help="timings kept between runs")
+    args = parser.parse_args()
+
+    import torch
+    from hpt_torch.backend import MLPBackend
+    from hpt_torch.hyperparams import resolve
+    from hpt_torch.population import CostModel, StackFeatures, member_widths
+    from scipy.optimize import nnls
+
+    torch.set_num_threads(1)
+    backend = MLPBackend(dataset=args.dataset, max_epochs=args.epochs, threads=1)
+    fold = backend.folds[0]
+    rows, n_in = fold.x_train.shape
+    n_out = backend.n_classes if backend.n_classes > 2 else 1
+    space = backend.default_space()
+    rng = np.random.default_rng(args.seed)
+    cache_path = Path(args.cache)
+    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    time_stack(backend, draw_stack(space, np.random.default_rng(12345))[:2], 1)  # warm-up
+
+    x, y = [], []
+    for index in range(args.stacks):
+        members = draw_stack(space, rng)
+        key = json.dumps({"dataset": args.dataset, "epochs": args.epochs, "seed": args.seed, "index": index})
+        if key not in cache:
+            cache[key] = time_stack(backend, members, args.epochs)
+            cache_path.parent.mkdir(parents=True, exist_ok=True)
+            cache_path.write_text(json.dumps(cache, indent=1))
+        params = [resolve(m) for m in members]
+        depth = max(p["n_hidden"] for p in params)
+        stack = StackFeatures(rows, n_in, n_out)
+        for p in params:
+            stack = stack.add(member_widths(p, depth), p["n_hidden"], p["batch_size"])
+        x.append(stack.terms())
+        y.append(cache[key])
+        print(f"stack {index + 1}/{args.stacks}: K={len(members)} {cache[key] * 1e3:.1f} ms/epoch", flush=True)
+
+    x_arr, y_arr = np.array(x), np.array(y)
+    fit = np.arange(len(y)) % 3 != 2
+    weights = 1 / y_arr  # relative errors: small stacks count as much as large ones
+    coef, _ = nnls(x_arr[fit] * weights[fit, None], y_arr[fit] * weights[fit])
+    names = [f.name for f in fields(CostModel)]
+    print("CostModel(" + ", ".join(f"{name}={value:.3g}" for name, value in zip(names, coef, strict=True)) + ")")
+    for label, model_coef in (("fitted", coef), ("in population.py now", np.array(astuple(CostModel())))):
+        error = np.abs(x_arr @ model_coef - y_arr) / y_arr
+        print(
+            f"{label}: median relative error {np.median(error[fit]):.1%} on the fitted stacks, "
+            f"{np.median(error[~fit]):.1%} held out"
+        )
+
+
+if __name__ == "__main__":
+    main()
