@@ -362,16 +362,19 @@ class Population:
         rates = [m.run.params["learning_rate"] * m.run.scheduler.lr_lambdas[0](m.run.epoch) for m in self.members]
         return torch.tensor(rates, device=self.device).unsqueeze(1)
 
-    def _schedule(self, n: int, micro: int) -> tuple[torch.Tensor, list[int]]:
-        """Per micro-batch: each member's loss weight (the micro-batch's share of the member's batch) and how
-        many members (the first rows) end a batch there and step."""
+    def _schedule(self, n: int, micro: int, accumulate: bool) -> tuple[list[Any], list[int]]:
+        """Per micro-batch: the factor of each member's summed loss (1 / its batch's rows: `[K, 1, 1]`, or one
+        number when no member accumulates) and how many members (the first rows) end a batch there and step."""
         sizes = [m.run.batch_size for m in self.members]
-        weights, counts = [], []
-        for start in range(0, n, micro):
+        starts = range(0, n, micro)
+        if not accumulate:
+            return [1 / (min(start + micro, n) - start) for start in starts], [len(sizes)] * len(starts)
+        scales, counts = [], []
+        for start in starts:
             end = min(start + micro, n)
-            weights.append([(end - start) / (min(start // b * b + b, n) - start // b * b) for b in sizes])
+            scales.append([1 / (min(start // b * b + b, n) - start // b * b) for b in sizes])
             counts.append(sum(end % b == 0 or end == n for b in sizes))
-        return torch.tensor(weights, device=self.device), counts
+        return list(torch.tensor(scales, device=self.device).view(len(counts), -1, 1, 1)), counts
 
     @torch.no_grad()
     def _train_epoch(self) -> list[float]:
@@ -379,12 +382,13 @@ class Population:
         lr = self._learning_rates()
         micro = self.members[0].run.batch_size
         accumulate = any(m.run.batch_size != micro for m in self.members)
-        weights, counts = self._schedule(n, micro) if accumulate else (None, None)
+        scales, counts = self._schedule(n, micro, accumulate)
         grad = torch.zeros_like(self.flat)
         grads = self.layout.views(grad)
         layers = self.layout.views(self.flat)
         order = torch.stack([torch.randperm(n, device=self.device, generator=m.run.generator) for m in self.members])
-        self.optimizer.start_epoch(self.flat, grad, lr, counts if counts is not None else [k] * math.ceil(n / micro))
+        counts = counts if counts is not None else [k] * math.ceil(n / micro)
+        self.optimizer.start_epoch(self.flat, grad, lr, counts, self.mask, accumulate)
         totals = []
         for first, last in self._chunks(n, micro):  # inputs and dropout masks drawn for a few micro-batches at once
             rows = order[:, first:last].reshape(-1)
@@ -398,16 +402,10 @@ class Population:
                 step, window = start // micro, slice(start - first, min(start + micro, last) - first)
                 masks = [_window(mask, window) for mask in mask_chunk]
                 out, tape = forward(layers, x_chunk[:, window], self.plans, masks)
-                weight = weights[step] if weights is not None else None
-                losses, grad_out = loss_gradient(self.task, out, y_chunk[:, window], weight)
+                losses, grad_out = loss_gradient(self.task, out, y_chunk[:, window], scales[step])
                 backward(layers, grads, self.plans, tape, grad_out, accumulate)
-                count = counts[step] if counts is not None else k
-                if count:
-                    if self.mask is not None:
-                        grad[:count].mul_(self.mask[:count])
+                if counts[step]:
                     self.optimizer.step(step)
-                    if accumulate:
-                        grad[:count].zero_()
                 totals.append(losses * (window.stop - window.start))
         self.optimizer.end_epoch()
         return (torch.stack(totals).sum(0) / n).tolist()

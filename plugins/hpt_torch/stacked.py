@@ -51,17 +51,28 @@ SELU_SCALE, SELU_ELU_ALPHA = 1.0507009873554805, 1.6732632423543772
 LEAKY_SLOPE = 0.01
 _aten = torch.ops.aten
 BACKWARD = {
-    "relu": lambda g, z, a: _aten.threshold_backward(g, a, 0),
-    "leaky_relu": lambda g, z, a: _aten.leaky_relu_backward(g, z, LEAKY_SLOPE, False),
-    "elu": lambda g, z, a: _aten.elu_backward(g, 1.0, 1.0, 1.0, False, z),
-    "selu": lambda g, z, a: _aten.elu_backward(g, SELU_ELU_ALPHA, SELU_SCALE, 1.0, False, z),
-    "gelu": lambda g, z, a: _aten.gelu_backward(g, z),
-    "tanh": lambda g, z, a: _aten.tanh_backward(g, a),
-    "sigmoid": lambda g, z, a: _aten.sigmoid_backward(g, a),
+    "relu": lambda g, z, a: _aten.threshold_backward.grad_input(g, a, 0, grad_input=g),
+    "leaky_relu": lambda g, z, a: _aten.leaky_relu_backward.grad_input(g, z, LEAKY_SLOPE, False, grad_input=g),
+    "elu": lambda g, z, a: _aten.elu_backward.grad_input(g, 1.0, 1.0, 1.0, False, z, grad_input=g),
+    "selu": lambda g, z, a: _aten.elu_backward.grad_input(g, SELU_ELU_ALPHA, SELU_SCALE, 1.0, False, z, grad_input=g),
+    "gelu": lambda g, z, a: _aten.gelu_backward.grad_input(g, z, grad_input=g),
+    "tanh": lambda g, z, a: _aten.tanh_backward.grad_input(g, a, grad_input=g),
+    "sigmoid": lambda g, z, a: _aten.sigmoid_backward.grad_input(g, a, grad_input=g),
     "identity": lambda g, z, a: g,
 }
-"""Each activation's gradient from the upstream gradient `g`, its input `z` and output `a`: the kernels
-autograd calls for it, so a stacked member's gradients are the ones it gets alone."""
+"""Each activation's gradient from the upstream gradient `g`, its input `z` and output `a`, written over `g`:
+the kernels autograd calls for it, so a stacked member's gradients are the ones it gets alone."""
+ACTIVATIONS_INTO = {
+    "relu": lambda z, out: torch.clamp_min(z, 0, out=out),
+    "leaky_relu": lambda z, out: _aten.leaky_relu.out(z, LEAKY_SLOPE, out=out),
+    "elu": lambda z, out: _aten.elu.out(z, 1.0, 1.0, 1.0, out=out),
+    "selu": lambda z, out: _aten.elu.out(z, SELU_ELU_ALPHA, SELU_SCALE, 1.0, out=out),  # what torch.selu computes
+    "gelu": lambda z, out: _aten.gelu.out(z, out=out),
+    "tanh": lambda z, out: torch.tanh(z, out=out),
+    "sigmoid": lambda z, out: torch.sigmoid(z, out=out),
+    "identity": lambda z, out: out.copy_(z),
+}
+"""`ACTIVATIONS` writing into `out`: a stack's runs of members fill one tensor, with no concatenation."""
 
 Shapes = list[tuple[int, int]]
 """A member's layers as (outputs, inputs), input layer first."""
@@ -133,22 +144,23 @@ class LayerPlan:
     runs: list[tuple[str, slice]]
     dropout: Dropout | None = None
 
-    def __post_init__(self) -> None:
-        self.sizes = [rows.stop - rows.start for _, rows in self.runs]
-
     def activate(self, z: torch.Tensor) -> torch.Tensor:
         """Activations of pre-activations `z` (`[K, B, width]`), one kernel per run."""
         if len(self.runs) == 1:
             return ACTIVATIONS[self.runs[0][0]](z)
-        parts = z.split(self.sizes)
-        return torch.cat([ACTIVATIONS[name](part) for (name, _), part in zip(self.runs, parts, strict=True)])
+        out = torch.empty_like(z)
+        for name, rows in self.runs:
+            ACTIVATIONS_INTO[name](z[rows], out[rows])
+        return out
 
     def backward(self, g: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        """The gradient at the pre-activations from the gradient `g` at the activations `a = activate(z)`."""
+        """The gradient at the pre-activations from the gradient `g` (overwritten) at the activations
+        `a = activate(z)`."""
         if len(self.runs) == 1:
             return BACKWARD[self.runs[0][0]](g, z, a)
-        parts = zip(self.runs, g.split(self.sizes), z.split(self.sizes), a.split(self.sizes), strict=True)
-        return torch.cat([BACKWARD[name](gp, zp, ap) for (name, _), gp, zp, ap in parts])
+        for name, rows in self.runs:
+            BACKWARD[name](g[rows], z[rows], a[rows])
+        return g
 
 
 class Dropout:
@@ -277,15 +289,15 @@ def backward(
 
 @torch.no_grad()
 def loss_gradient(
-    task: str, out: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None
+    task: str, out: torch.Tensor, y: torch.Tensor, scale: float | torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Each member's mean loss (`[K]`) of outputs `out` (`[K, B, n_out]`) on targets `y` (`[K, B]`), and the
-    gradient at `out` of the members' losses summed with `weights` (`[K]`, all 1 when None)."""
+    gradient at `out` of the members' summed losses times `scale` (a number, or `[K, 1, 1]` per member: 1
+    over the rows of the member's batch, which a micro-batch may be a part of)."""
     k, b, n_out = out.shape
-    scale = (torch.ones(k, device=out.device) if weights is None else weights).div(b).view(k, 1, 1)
     if task != CLASSIFICATION:
         error = out.squeeze(2) - y
-        return error.pow(2).mean(1), error.unsqueeze(2).mul(2 * scale)
+        return error.pow(2).mean(1), error.unsqueeze(2).mul_(scale).mul_(2)
     if n_out == 1:
         logits, target = out.squeeze(2), y.float()
         losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(1)

@@ -111,10 +111,21 @@ class StackedOptimizer:
                 setattr(self, name, value[rows])
         self.coef = {name: value[rows] for name, value in self.coef.items()}
 
-    def start_epoch(self, flat: torch.Tensor, grad: torch.Tensor, lr: torch.Tensor, counts: Sequence[int]) -> None:
+    def start_epoch(
+        self,
+        flat: torch.Tensor,
+        grad: torch.Tensor,
+        lr: torch.Tensor,
+        counts: Sequence[int],
+        mask: torch.Tensor | None = None,
+        accumulate: bool = False,
+    ) -> None:
         """Prepare the steps of an epoch of `flat` (weights, updated in place) from `grad` (the data loss's
         gradient, overwritten by each step), with per-member rates `lr` (`[K, 1]`) and `counts[i]` members
-        (the first rows) stepping at micro-batch `i`."""
+        (the first rows) stepping at micro-batch `i`. `mask` (`[K, P]`, 1 on trained parameters) zeroes the
+        gradient of padding and pass-through layers; with `accumulate` each step zeroes the gradient it used
+        (the next micro-batch adds to it)."""
+        self._accumulate = accumulate
         k = flat.shape[0]
         stepping = torch.arange(k, device=flat.device) < torch.tensor(counts, device=flat.device).unsqueeze(1)
         steps = self.steps.reshape(1, k) + stepping.cumsum(0)  # each member's step count at each micro-batch
@@ -130,7 +141,7 @@ class StackedOptimizer:
         self._plan = []
         for index, count in enumerate(counts):
             if count not in self._rows:
-                self._rows[count] = _Rows(self, flat, grad, decay, count)
+                self._rows[count] = _Rows(self, flat, grad, decay, mask, count)
             self._plan.append((self._rows[count], rates[index, :count], scales[index, :count]))
 
     def end_epoch(self) -> None:
@@ -143,6 +154,8 @@ class StackedOptimizer:
         operation costs more than the arithmetic."""
         r, rate, s = self._plan[index]
         flat, grad = r.flat, r.grad
+        if r.mask is not None:
+            grad.mul_(r.mask)
         if r.l1 is not None:  # the gradient of l1 * sum|w|, as autograd gives it (sign(0) = 0)
             grad.addcmul_(r.l1, torch.sign(flat, out=r.scratch))
         if r.decay is not None:  # AdamW: decay the weights before the step
@@ -159,19 +172,28 @@ class StackedOptimizer:
             flat.addcdiv_(torch.mul(update, rate, out=r.scaled), denom, value=-1)
         else:
             flat.addcmul_(update, rate, value=-1)
+        if self._accumulate:
+            grad.zero_()
 
 
 class _Rows:
     """The first `count` rows of every per-member tensor of a `StackedOptimizer` (views, made once per epoch)."""
 
     def __init__(
-        self, opt: StackedOptimizer, flat: torch.Tensor, grad: torch.Tensor, decay: torch.Tensor | None, count: int
+        self,
+        opt: StackedOptimizer,
+        flat: torch.Tensor,
+        grad: torch.Tensor,
+        decay: torch.Tensor | None,
+        mask: torch.Tensor | None,
+        count: int,
     ) -> None:
         def rows(value: torch.Tensor | None) -> torch.Tensor | None:
             return None if value is None else value[:count]
 
         self.flat, self.grad, self.m, self.v = flat[:count], grad[:count], opt.m[:count], opt.v[:count]
-        self.l1, self.coupled_decay, self.decay = rows(opt.l1), rows(opt.coupled_decay), rows(decay)
+        self.l1, self.coupled_decay = rows(opt.l1), rows(opt.coupled_decay)
+        self.decay, self.mask = rows(decay), rows(mask)
         self.beta1, self.c1, self.beta2, self.c2 = (opt.coef[name][:count] for name in ("beta1", "c1", "beta2", "c2"))
         self.a, self.b, self.eps = (opt.coef[name][:count] for name in ("a", "b", "eps"))
         self.scratch, self.scaled = torch.empty_like(self.flat), torch.empty_like(self.flat)
