@@ -6,8 +6,8 @@ coefficients by non-negative least squares on two thirds of the stacks, and prin
 relative error of the prediction on the fitted stacks and on the third held out. Timings are cached in
 `--cache` (JSON), so an interrupted run resumes.
 
-    .venv/bin/python benchmarks/population_cost.py                  # digits, 60 stacks, 3 epochs each
-    .venv/bin/python benchmarks/population_cost.py --stacks 90 --epochs 4
+    .venv/bin/python benchmarks/population_cost.py                  # digits, 90 stacks, 3 epochs each
+    .venv/bin/python benchmarks/population_cost.py --stacks 150 --epochs 4
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def time_stack(backend: Any, members: list[dict[str, Any]], epochs: int) -> floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="digits")
-    parser.add_argument("--stacks", type=int, default=60, help="random stacks to time")
+    parser.add_argument("--stacks", type=int, default=90, help="random stacks to time")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per stack")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache", default=".hpt/population-cost.json", help="timings kept between runs")
@@ -82,7 +82,7 @@ def main() -> None:
         depth = max(p["n_hidden"] for p in params)
         stack = StackFeatures(rows, n_in, n_out)
         for p in params:
-            stack = stack.add(member_widths(p, depth), p["n_hidden"], p["batch_size"])
+            stack = stack.add(member_widths(p, depth), p["n_hidden"], p["batch_size"], p["activation"])
         x.append(stack.terms())
         y.append(cache[key])
         print(f"stack {index + 1}/{args.stacks}: K={len(members)} {cache[key] * 1e3:.1f} ms/epoch", flush=True)

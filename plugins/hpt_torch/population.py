@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import astuple, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,26 +55,32 @@ AUTO_BATCH_TRIALS = {"cpu": 1, "cuda": 64, "mps": 16}
 @dataclass(frozen=True)
 class CostModel:
     """Seconds per epoch, roughly, of a stack (one member or many): a fixed cost per micro-batch (Python and
-    kernel launches) and per member and micro-batch, then the arithmetic over the padded network: per
-    multiply-add and training row (forward and backward), per padded hidden unit and row (activations,
-    dropout), per parameter and optimiser step. Fitted by `benchmarks/population_cost.py` (non-negative
-    least squares on timed stacks of random default-space members); only the ratios matter: they decide
-    where buckets save time."""
+    kernel launches), per micro-batch of a stack of several, per member and per run of members sharing an
+    activation at a layer; then the arithmetic over the padded network: per multiply-add and training row
+    (forward and backward), per padded hidden unit and row (activations, dropout), per parameter and
+    optimiser step. The `shared_` terms are what the same work costs more in a stack of several (a stack's
+    activations outgrow the CPU's caches; its gradients are copied into the stacked rows). Fitted by
+    `benchmarks/population_cost.py` (non-negative least squares on timed stacks of random default-space
+    members); only the ratios matter: they decide where buckets save time."""
 
-    step: float = 5.1e-4
-    member_step: float = 1.6e-4
-    mac: float = 1.6e-10
-    unit: float = 1.6e-8
-    parameter: float = 8.5e-9
+    step: float = 5.4e-4
+    shared_step: float = 0.0
+    member_step: float = 0.0
+    run_step: float = 0.0
+    mac: float = 8.9e-11
+    unit: float = 3.7e-8
+    shared_unit: float = 0.0
+    parameter: float = 1.2e-9
+    shared_parameter: float = 6.9e-9
 
     def stack(self, features: StackFeatures) -> float:
         return sum(c * term for c, term in zip(astuple(self), features.terms(), strict=True))
 
 
-@dataclass
+@dataclass(frozen=True)
 class StackFeatures:
     """What a stack's epoch costs depends on (`CostModel.stack`), grown one member at a time: `add` a
-    member's padded widths per hidden position, depth, own multiply-adds and batch size."""
+    member's padded widths per hidden position, depth, batch size and activation."""
 
     rows: int
     n_inputs: int
@@ -82,27 +88,33 @@ class StackFeatures:
     members: int = 0
     micro_steps: int = 0
     member_steps: int = 0
-    widths: list[int] = field(default_factory=list)
+    widths: tuple[int, ...] = ()
     depth: int = 0
+    activations: frozenset[str] = frozenset()
 
-    def add(self, widths: Sequence[int], depth: int, batch_size: int) -> StackFeatures:
+    def add(self, widths: Sequence[int], depth: int, batch_size: int, activation: str) -> StackFeatures:
         """A copy with one more member (its hidden widths padded to the stack's depth)."""
-        size = min(batch_size, self.rows)
-        grown = [max(a, b) for a, b in zip(self.widths or [0] * len(widths), widths, strict=True)]
-        return StackFeatures(
-            self.rows, self.n_inputs, self.n_outputs, self.members + 1,
-            max(self.micro_steps, math.ceil(self.rows / size)), self.member_steps + math.ceil(self.rows / size),
-            grown, max(self.depth, depth),
-        )  # fmt: skip
+        steps = math.ceil(self.rows / min(batch_size, self.rows))
+        return replace(
+            self,
+            members=self.members + 1,
+            micro_steps=max(self.micro_steps, steps),
+            member_steps=self.member_steps + steps,
+            widths=tuple(max(a, b) for a, b in zip(self.widths or (0,) * len(widths), widths, strict=True)),
+            depth=max(self.depth, depth),
+            activations=self.activations | {activation},
+        )
 
     def terms(self) -> tuple[float, ...]:
         """What `CostModel`'s coefficients multiply, in the order of its fields."""
-        k = self.members
-        return (self.micro_steps, self.micro_steps * k, self.rows * k * self.macs, self.rows * k * self.units,
-                self.member_steps * self.parameters)  # fmt: skip
+        k, steps, shared = self.members, self.micro_steps, self.members > 1
+        units = self.rows * k * self.units
+        return (steps, steps * shared, steps * k, steps * len(self.activations) * self.depth,
+                self.rows * k * self.macs, units, units * shared, self.member_steps * self.parameters,
+                steps * k * self.parameters * shared)  # fmt: skip
 
     @property
-    def _used(self) -> list[int]:
+    def _used(self) -> tuple[int, ...]:
         return self.widths[: self.depth]
 
     @property
@@ -121,7 +133,7 @@ class StackFeatures:
 
 
 COST_MODELS = {"cpu": CostModel(), "cuda": CostModel(step=2.5e-3, member_step=0.0, mac=5e-14, unit=1e-12,
-                                                        parameter=1e-12)}  # fmt: skip
+                                                        parameter=1e-12, run_step=2e-5)}  # fmt: skip
 """The CUDA figures are estimates (no GPU measured): launches dominate, arithmetic is nearly free."""
 
 
@@ -198,7 +210,7 @@ def _buckets(
     empty = StackFeatures(n, n_in, n_out)
 
     def own_size(i: int) -> tuple[int, int]:
-        own = empty.add(member_widths(params[i], params[i]["n_hidden"]), params[i]["n_hidden"], n)
+        own = empty.add(member_widths(params[i], params[i]["n_hidden"]), params[i]["n_hidden"], n, "")
         return own.macs, params[i]["n_hidden"]
 
     order = sorted(members, key=own_size)
@@ -208,7 +220,7 @@ def _buckets(
         features = empty
         for end in range(start + 1, len(order) + 1):
             p = params[order[end - 1]]
-            features = features.add(member_widths(p, depth), p["n_hidden"], int(p["batch_size"]))
+            features = features.add(member_widths(p, depth), p["n_hidden"], int(p["batch_size"]), p["activation"])
             cost = model.stack(features)
             if best[start] + cost < best[end]:
                 best[end], cut[end] = best[start] + cost, start
@@ -389,26 +401,28 @@ class Population:
         order = torch.stack([torch.randperm(n, device=self.device, generator=m.run.generator) for m in self.members])
         counts = counts if counts is not None else [k] * math.ceil(n / micro)
         self.optimizer.start_epoch(self.flat, grad, lr, counts, self.mask, accumulate)
-        totals = []
+        losses = []
         for first, last in self._chunks(n, micro):  # inputs and dropout masks drawn for a few micro-batches at once
             rows = order[:, first:last].reshape(-1)
-            x_chunk = self.x_train.index_select(0, rows).view(k, last - first, -1)
-            y_chunk = self.y_train.index_select(0, rows).view(k, last - first)
+            x_chunk = self.x_train.index_select(0, rows).view(k, last - first, -1).split(micro, 1)
+            y_chunk = self.y_train.index_select(0, rows).view(k, last - first).split(micro, 1)
             mask_chunk = [
-                plan.dropout.masks((k, last - first, weight.shape[2]), self.generator) if plan.dropout else None
+                _per_micro_batch(plan.dropout.masks((k, last - first, weight.shape[2]), self.generator), micro)
+                if plan.dropout
+                else [None] * len(x_chunk)
                 for plan, (weight, _) in zip(self.plans, layers, strict=False)
             ]
-            for start in range(first, last, micro):
-                step, window = start // micro, slice(start - first, min(start + micro, last) - first)
-                masks = [_window(mask, window) for mask in mask_chunk]
-                out, tape = forward(layers, x_chunk[:, window], self.plans, masks)
-                losses, grad_out = loss_gradient(self.task, out, y_chunk[:, window], scales[step])
+            for offset, (x, y) in enumerate(zip(x_chunk, y_chunk, strict=True)):
+                step = first // micro + offset
+                out, tape = forward(layers, x, self.plans, [masks[offset] for masks in mask_chunk])
+                loss, grad_out = loss_gradient(self.task, out, y, scales[step])
                 backward(layers, grads, self.plans, tape, grad_out, accumulate)
                 if counts[step]:
                     self.optimizer.step(step)
-                totals.append(losses * (window.stop - window.start))
+                losses.append(loss)
         self.optimizer.end_epoch()
-        return (torch.stack(totals).sum(0) / n).tolist()
+        rows_per_step = torch.tensor([min(micro, n - start) for start in range(0, n, micro)], device=self.device)
+        return (torch.stack(losses).mul_(rows_per_step.unsqueeze(1)).sum(0) / n).tolist()
 
     def _chunks(self, n: int, micro: int) -> list[tuple[int, int]]:
         """Row ranges of whole micro-batches whose inputs and masks hold at most `CHUNK_FLOATS` floats."""
@@ -477,12 +491,11 @@ class Population:
         self.plans = layer_plans(*self._functions(slice(None), dropout=True), self.device)
 
 
-def _window(mask: tuple[torch.Tensor, torch.Tensor | None] | None, rows: slice) -> Any:
-    """A micro-batch's rows of a chunk's dropout masks."""
-    if mask is None:
-        return None
+def _per_micro_batch(mask: tuple[torch.Tensor, torch.Tensor | None], micro: int) -> list[Any]:
+    """A chunk's dropout masks (multiplier, addend) cut into its micro-batches."""
     multiplier, addend = mask
-    return multiplier[:, rows], addend[:, rows] if addend is not None else None
+    parts = multiplier.split(micro, 1)
+    return list(zip(parts, addend.split(micro, 1) if addend is not None else [None] * len(parts), strict=True))
 
 
 def stack_order(member: Member) -> tuple[int, str, int]:

@@ -98,11 +98,12 @@ class FlatLayout:
         self.padded = any(list(s) != self.shapes for s in member_shapes)
 
     def views(self, flat: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per layer, the `[K, in, out]` (transposed) weights and `[K, out]` biases viewing `flat`'s storage."""
+        """Per layer, the `[K, in, out]` (transposed) weights and `[K, 1, out]` biases viewing `flat`'s storage."""
         k = flat.shape[0]
         out = []
         for (o, i), start in zip(self.shapes, self.offsets, strict=True):
-            out.append((flat[:, start : start + o * i].view(k, i, o), flat[:, start + o * i : start + o * i + o]))
+            weight, bias = flat[:, start : start + o * i], flat[:, start + o * i : start + o * i + o]
+            out.append((weight.view(k, i, o), bias.view(k, 1, o)))
         return out
 
     def row(self, tensors: Sequence[torch.Tensor], device: torch.device) -> torch.Tensor:
@@ -248,7 +249,7 @@ def forward(
     with torch.no_grad():
         for index, (weight, bias) in enumerate(layers):
             tape.inputs.append(h)
-            h = torch.baddbmm(bias.unsqueeze(1), h, weight)
+            h = torch.baddbmm(bias, h, weight)
             if index < len(layers) - 1:
                 z, h = h, plans[index].activate(h)
                 mask = masks[index] if masks is not None else None
@@ -267,17 +268,18 @@ def backward(
     """Write (or, with `accumulate`, add) the gradients of the members' losses into `grads` (views like
     `layers`), from the gradient `grad_out` at the outputs of the `forward` pass that recorded `tape`."""
     g = grad_out
+    alone = g.shape[0] == 1  # a stack of one: its row views are contiguous, products can write into them
     for index in range(len(layers) - 1, -1, -1):
         grad_weight, grad_bias = grads[index]
-        # into a fresh tensor, then one strided copy: a batched product straight into the stack's row views
-        # falls back to one product per member
-        weight_grad, bias_grad = torch.bmm(tape.inputs[index].transpose(1, 2), g), g.sum(1)
+        inputs = tape.inputs[index].transpose(1, 2)
         if accumulate:
-            grad_weight.add_(weight_grad)
-            grad_bias.add_(bias_grad)
+            grad_bias.add_(g.sum(1, keepdim=True))
+            grad_weight.baddbmm_(inputs, g) if alone else grad_weight.add_(torch.bmm(inputs, g))
         else:
-            grad_weight.copy_(weight_grad)
-            grad_bias.copy_(bias_grad)
+            torch.sum(g, 1, keepdim=True, out=grad_bias)
+            # into a fresh tensor, then one strided copy: a batched product straight into the rows of a
+            # stack of several falls back to one product per member
+            torch.bmm(inputs, g, out=grad_weight) if alone else grad_weight.copy_(torch.bmm(inputs, g))
         if index == 0:
             return
         g = torch.bmm(g, layers[index][0].transpose(1, 2))
