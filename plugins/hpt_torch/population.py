@@ -54,27 +54,37 @@ AUTO_BATCH_TRIALS = {"cpu": 1, "cuda": 64, "mps": 16}
 
 @dataclass(frozen=True)
 class CostModel:
-    """Seconds per epoch, roughly, of a stack (one member or many): a fixed cost per micro-batch (Python and
-    kernel launches), per micro-batch of a stack of several, per member and per run of members sharing an
-    activation at a layer; then the arithmetic over the padded network: per multiply-add and training row
-    (forward and backward), per padded hidden unit and row (activations, dropout), per parameter and
-    optimiser step. The `shared_` terms are what the same work costs more in a stack of several (a stack's
-    activations outgrow the CPU's caches; its gradients are copied into the stacked rows). Fitted by
-    `benchmarks/population_cost.py` (non-negative least squares on timed stacks of random default-space
-    members); only the ratios matter: they decide where buckets save time."""
+    """Seconds per epoch, roughly, of a stack: a fixed cost per micro-batch (Python and kernel launches), per
+    member and per run of members sharing an activation at a layer; then the arithmetic over the padded
+    network: per multiply-add and training row (forward and backward), per padded hidden unit and row
+    (activations, dropout), per parameter and optimiser step, and per parameter, member and micro-batch
+    (a stack's gradients, copied into its rows and masked). Only the ratios matter: they decide where
+    buckets save time."""
 
-    step: float = 5.4e-4
-    shared_step: float = 0.0
-    member_step: float = 0.0
-    run_step: float = 0.0
-    mac: float = 8.9e-11
-    unit: float = 3.7e-8
-    shared_unit: float = 0.0
-    parameter: float = 1.2e-9
-    shared_parameter: float = 6.9e-9
+    step: float
+    member_step: float
+    run_step: float
+    mac: float
+    unit: float
+    parameter: float
+    member_parameter: float
+
+    def cost(self, features: StackFeatures) -> float:
+        return sum(c * term for c, term in zip(astuple(self), features.terms(), strict=True))
+
+
+@dataclass(frozen=True)
+class DeviceCosts:
+    """The cost models of one device: of a network trained alone (a stack of one) and of a stack of several,
+    fitted apart by `benchmarks/population_cost.py` (non-negative least squares on timed stacks of random
+    default-space members): a stack's per-member work costs more than the same work alone (its activations
+    outgrow the CPU's caches), and a model fitted to both would misjudge the one `stack_groups` compares."""
+
+    alone: CostModel
+    stacked: CostModel
 
     def stack(self, features: StackFeatures) -> float:
-        return sum(c * term for c, term in zip(astuple(self), features.terms(), strict=True))
+        return (self.alone if features.members == 1 else self.stacked).cost(features)
 
 
 @dataclass(frozen=True)
@@ -107,11 +117,10 @@ class StackFeatures:
 
     def terms(self) -> tuple[float, ...]:
         """What `CostModel`'s coefficients multiply, in the order of its fields."""
-        k, steps, shared = self.members, self.micro_steps, self.members > 1
-        units = self.rows * k * self.units
-        return (steps, steps * shared, steps * k, steps * len(self.activations) * self.depth,
-                self.rows * k * self.macs, units, units * shared, self.member_steps * self.parameters,
-                steps * k * self.parameters * shared)  # fmt: skip
+        k, steps = self.members, self.micro_steps
+        runs = len(self.activations) * self.depth
+        return (steps, steps * k, steps * runs, self.rows * k * self.macs, self.rows * k * self.units,
+                self.member_steps * self.parameters, steps * k * self.parameters)  # fmt: skip
 
     @property
     def _used(self) -> tuple[int, ...]:
@@ -132,8 +141,16 @@ class StackFeatures:
         return self.macs + self.units + self.n_outputs
 
 
-COST_MODELS = {"cpu": CostModel(), "cuda": CostModel(step=2.5e-3, member_step=0.0, mac=5e-14, unit=1e-12,
-                                                        parameter=1e-12, run_step=2e-5)}  # fmt: skip
+COST_MODELS = {
+    "cpu": DeviceCosts(
+        alone=CostModel(step=3.3e-4, member_step=0.0, run_step=5.2e-5, mac=0.0, unit=5.7e-8, parameter=0.0,
+                        member_parameter=0.0),
+        stacked=CostModel(step=2.1e-4, member_step=1.5e-4, run_step=2.5e-5, mac=4.3e-11, unit=3.9e-8,
+                          parameter=8.4e-9, member_parameter=3.9e-9),
+    ),
+    "cuda": DeviceCosts(*[CostModel(step=2.5e-3, member_step=0.0, run_step=2e-5, mac=5e-14, unit=1e-12,
+                                    parameter=1e-12, member_parameter=0.0)] * 2),
+}  # fmt: skip
 """The CUDA figures are estimates (no GPU measured): launches dominate, arithmetic is nearly free."""
 
 
@@ -203,7 +220,7 @@ def stack_groups(
 
 
 def _buckets(
-    members: list[int], params: Sequence[Mapping[str, Any]], n: int, n_in: int, n_out: int, model: CostModel
+    members: list[int], params: Sequence[Mapping[str, Any]], n: int, n_in: int, n_out: int, model: DeviceCosts
 ) -> tuple[float, list[list[int]]]:
     """The cheapest cut of `members` (sorted by their own size) into contiguous buckets, and its cost."""
     depth = max(params[i]["n_hidden"] for i in members)

@@ -17,6 +17,7 @@ a member's rows convert to and from its own `torch.optim` state (checkpoints sta
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -42,6 +43,13 @@ ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 RMSPROP_ALPHA, RMSPROP_EPS = 0.99, 1e-8
 ADAGRAD_EPS = 1e-10
+FUSED = {
+    "adam": partial(torch._fused_adam_, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1], weight_decay=0.0, eps=ADAM_EPS,
+                    amsgrad=False, maximize=False),
+    "adagrad": partial(torch._fused_adagrad_, lr_decay=0.0, weight_decay=0.0, eps=ADAGRAD_EPS, maximize=False),
+}  # fmt: skip
+"""torch.optim's fused kernels (one pass instead of a dozen) for a stack of one, whose rows are its tensors; L1, L2
+and AdamW's decay are applied before them as for a stack."""
 SQRT_FLOOR = 1e-36
 """The second moment's floor under the square root: sqrt(1e-36) times Adam's bias correction adds less than half
 an ulp to any eps here, so the step is unchanged (see `StackedOptimizer.step`)."""
@@ -102,6 +110,8 @@ class StackedOptimizer:
         self.decoupled_decay = l2 * decoupled * decay_mask if bool((l2 * decoupled).any()) else None
         l1 = column_of(members, "l1", device)
         self.l1 = l1 * decay_mask if bool(l1.any()) else None
+        family = FAMILIES[members[0]["optimizer"]] if len(members) == 1 else None
+        self.fused = FUSED.get(family) if family is not None else None
 
     def keep(self, rows: torch.Tensor) -> None:
         """Drop the members not in `rows` (those that finished) from every per-member tensor."""
@@ -127,6 +137,8 @@ class StackedOptimizer:
         (the next micro-batch adds to it)."""
         self._accumulate = accumulate
         k = flat.shape[0]
+        if self.fused is not None:  # torch.optim's state: a float32 step count, incremented before each step
+            self._lr, self._step_count = float(lr[0, 0]), self.steps[0, 0].float()
         stepping = torch.arange(k, device=flat.device) < torch.tensor(counts, device=flat.device).unsqueeze(1)
         steps = self.steps.reshape(1, k) + stepping.cumsum(0)  # each member's step count at each micro-batch
         rate, s = lr.reshape(1, k).double().expand_as(steps), self.coef["s"].reshape(1, k).double().expand_as(steps)
@@ -162,6 +174,10 @@ class StackedOptimizer:
             flat.mul_(r.decay)
         if r.coupled_decay is not None:
             grad.addcmul_(r.coupled_decay, flat)
+        if self.fused is not None:
+            self._step_count.add_(1)
+            self.fused(*r.alone, [self._step_count], lr=self._lr)
+            return
         r.m.mul_(r.beta1).addcmul_(grad, r.c1)
         if self.any_second:
             r.v.mul_(r.beta2).addcmul_(torch.mul(grad, r.c2, out=r.scratch), grad)
@@ -197,6 +213,9 @@ class _Rows:
         self.beta1, self.c1, self.beta2, self.c2 = (opt.coef[name][:count] for name in ("beta1", "c1", "beta2", "c2"))
         self.a, self.b, self.eps = (opt.coef[name][:count] for name in ("a", "b", "eps"))
         self.scratch, self.scaled = torch.empty_like(self.flat), torch.empty_like(self.flat)
+        if opt.fused is not None:  # a stack of one: its rows as the tensor lists of a fused torch.optim kernel
+            first = opt.fused is FUSED["adam"]
+            self.alone = [[self.flat[0]], [self.grad[0]]] + ([[self.m[0]], [self.v[0]], []] if first else [[self.v[0]]])
 
 
 def column_of(members: Sequence[dict[str, Any]], name: str, device: torch.device) -> torch.Tensor:
