@@ -17,7 +17,6 @@ a member's rows convert to and from its own `torch.optim` state (checkpoints sta
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 import torch
@@ -43,13 +42,6 @@ ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 RMSPROP_ALPHA, RMSPROP_EPS = 0.99, 1e-8
 ADAGRAD_EPS = 1e-10
-FUSED = {
-    "adam": partial(torch._fused_adam_, beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1], weight_decay=0.0, eps=ADAM_EPS,
-                    amsgrad=False, maximize=False),
-    "adagrad": partial(torch._fused_adagrad_, lr_decay=0.0, weight_decay=0.0, eps=ADAGRAD_EPS, maximize=False),
-}  # fmt: skip
-"""torch.optim's fused kernels (one pass instead of a dozen) for a stack of one, whose rows are its tensors; L1, L2
-and AdamW's decay are applied before them as for a stack."""
 SQRT_FLOOR = 1e-36
 """The second moment's floor under the square root: sqrt(1e-36) times Adam's bias correction adds less than half
 an ulp to any eps here, so the step is unchanged (see `StackedOptimizer.step`)."""
@@ -78,8 +70,11 @@ class StackedOptimizer:
     pass-through layers of a shallower member); `members` are the members' resolved params, in stack order;
     `m` and `v` the moments (`[K, P]`), `steps` the steps each member took.
 
-    A stack's step is a few dozen small operations, so on a CPU their fixed cost outweighs the arithmetic:
-    whatever is fixed for an epoch (each micro-batch's rates with Adam's bias corrections, AdamW's decay
+    Two ways to step, `per_member` or not (by default, per member on a CPU):
+    - per member: torch.optim's fused kernel on each member's row (`MemberStep`). On a CPU a kernel's
+      launch is cheap and memory passes are dear: one pass per member beats a dozen over the stack.
+    - the shared rule above on the whole stack: a dozen kernels whatever K is, where launches are dear (GPU).
+    Whatever is fixed for an epoch (each micro-batch's rates with Adam's bias corrections, AdamW's decay
     factors, the rows of the members that step) is prepared once by `start_epoch`, and `step` only
     updates moments and weights.
     """
@@ -91,6 +86,7 @@ class StackedOptimizer:
         m: torch.Tensor,
         v: torch.Tensor,
         steps: torch.Tensor,
+        per_member: bool | None = None,
     ) -> None:
         device = decay_mask.device
         self.m, self.v = m, v
@@ -110,8 +106,8 @@ class StackedOptimizer:
         self.decoupled_decay = l2 * decoupled * decay_mask if bool((l2 * decoupled).any()) else None
         l1 = column_of(members, "l1", device)
         self.l1 = l1 * decay_mask if bool(l1.any()) else None
-        family = FAMILIES[members[0]["optimizer"]] if len(members) == 1 else None
-        self.fused = FUSED.get(family) if family is not None else None
+        self.members = [dict(p) for p in members]
+        self.per_member = device.type == "cpu" if per_member is None else per_member
 
     def keep(self, rows: torch.Tensor) -> None:
         """Drop the members not in `rows` (those that finished) from every per-member tensor."""
@@ -120,6 +116,7 @@ class StackedOptimizer:
             if value is not None:
                 setattr(self, name, value[rows])
         self.coef = {name: value[rows] for name, value in self.coef.items()}
+        self.members = [self.members[i] for i in rows.tolist()]
 
     def start_epoch(
         self,
@@ -137,24 +134,34 @@ class StackedOptimizer:
         (the next micro-batch adds to it)."""
         self._accumulate = accumulate
         k = flat.shape[0]
-        if self.fused is not None:  # torch.optim's state: a float32 step count, incremented before each step
-            self._lr, self._step_count = float(lr[0, 0]), self.steps[0, 0].float()
         stepping = torch.arange(k, device=flat.device) < torch.tensor(counts, device=flat.device).unsqueeze(1)
         steps = self.steps.reshape(1, k) + stepping.cumsum(0)  # each member's step count at each micro-batch
+        self._end_steps = steps[-1].reshape(k, 1)
+        decay = None if self.decoupled_decay is None else torch.mul(self.decoupled_decay, lr).neg_().add_(1)
+        self._rows: dict[int, _Rows] = {}
+        if self.per_member:
+            rates, done = lr.flatten().tolist(), self.steps.flatten().tolist()
+            self._member_steps = [
+                MemberStep(p, flat[i], grad[i], self.m[i], self.v[i], rates[i], done[i])
+                for i, p in enumerate(self.members)
+            ]
+            self._plan = [(self._rows_of(count, flat, grad, decay, mask), None, None) for count in counts]
+            return
         rate, s = lr.reshape(1, k).double().expand_as(steps), self.coef["s"].reshape(1, k).double().expand_as(steps)
         if self.any_adam:  # Adam's bias corrections (1 for the other families)
             adam = self.coef["adam"].reshape(1, k).bool()
             rate = torch.where(adam, rate / (1 - ADAM_BETAS[0] ** steps), rate)
             s = torch.where(adam, (1 - ADAM_BETAS[1] ** steps).rsqrt(), s)
-        self._end_steps = steps[-1].reshape(k, 1)
         rates, scales = rate.float().unsqueeze(2), s.float().unsqueeze(2)
-        decay = None if self.decoupled_decay is None else torch.mul(self.decoupled_decay, lr).neg_().add_(1)
-        self._rows: dict[int, _Rows] = {}
-        self._plan = []
-        for index, count in enumerate(counts):
-            if count not in self._rows:
-                self._rows[count] = _Rows(self, flat, grad, decay, mask, count)
-            self._plan.append((self._rows[count], rates[index, :count], scales[index, :count]))
+        self._plan = [
+            (self._rows_of(count, flat, grad, decay, mask), rates[index, :count], scales[index, :count])
+            for index, count in enumerate(counts)
+        ]
+
+    def _rows_of(self, count: int, *tensors: torch.Tensor | None) -> _Rows:
+        if count not in self._rows:
+            self._rows[count] = _Rows(self, *tensors, count)
+        return self._rows[count]
 
     def end_epoch(self) -> None:
         self.steps = self._end_steps
@@ -174,9 +181,11 @@ class StackedOptimizer:
             flat.mul_(r.decay)
         if r.coupled_decay is not None:
             grad.addcmul_(r.coupled_decay, flat)
-        if self.fused is not None:
-            self._step_count.add_(1)
-            self.fused(*r.alone, [self._step_count], lr=self._lr)
+        if self.per_member:
+            for member in self._member_steps[: r.count]:
+                member.step()
+            if self._accumulate:
+                grad.zero_()
             return
         r.m.mul_(r.beta1).addcmul_(grad, r.c1)
         if self.any_second:
@@ -190,6 +199,47 @@ class StackedOptimizer:
             flat.addcmul_(update, rate, value=-1)
         if self._accumulate:
             grad.zero_()
+
+
+class MemberStep:
+    """One member's update on the CPU: torch.optim's fused kernel for its family (one pass over its row instead
+    of a dozen over the stack; Adam, Adagrad and SGD with momentum or Nesterov), RMSprop's rule on its row.
+    L1, L2 and AdamW's decay are applied to the stack before (`StackedOptimizer.step`), as for the stack."""
+
+    def __init__(
+        self,
+        params: dict[str, Any],
+        flat: torch.Tensor,
+        grad: torch.Tensor,
+        m: torch.Tensor,
+        v: torch.Tensor,
+        lr: float,
+        steps: float,
+    ) -> None:
+        name = params["optimizer"]
+        self.family, self.lr = FAMILIES[name], lr
+        self.flat, self.grad, self.m, self.v = flat, grad, m, v
+        self.steps = torch.tensor(steps, dtype=torch.float32)  # torch.optim's state: a float32 count
+        self.momentum = params["momentum"] if name in ("momentum", "nesterov") else 0.0
+        self.nesterov = name == "nesterov"
+
+    def step(self) -> None:
+        if self.family == "adam":
+            self.steps.add_(1)
+            torch._fused_adam_([self.flat], [self.grad], [self.m], [self.v], [], [self.steps], lr=self.lr,
+                               beta1=ADAM_BETAS[0], beta2=ADAM_BETAS[1], weight_decay=0.0, eps=ADAM_EPS,
+                               amsgrad=False, maximize=False)  # fmt: skip
+        elif self.family == "adagrad":
+            self.steps.add_(1)
+            torch._fused_adagrad_([self.flat], [self.grad], [self.v], [self.steps], lr=self.lr, lr_decay=0.0,
+                                  weight_decay=0.0, eps=ADAGRAD_EPS, maximize=False)  # fmt: skip
+        elif self.family == "sgd":  # a buffer of zeros gives the first step torch.optim's (buffer = gradient)
+            torch._fused_sgd_([self.flat], [self.grad], [self.m] if self.momentum else [], weight_decay=0.0,
+                              momentum=self.momentum, lr=self.lr, dampening=0.0, nesterov=self.nesterov,
+                              maximize=False, is_first_step=False)  # fmt: skip
+        else:  # rmsprop
+            self.v.mul_(RMSPROP_ALPHA).addcmul_(self.grad, self.grad, value=1 - RMSPROP_ALPHA)
+            self.flat.addcdiv_(self.grad, self.v.sqrt().add_(RMSPROP_EPS), value=-self.lr)
 
 
 class _Rows:
@@ -213,9 +263,7 @@ class _Rows:
         self.beta1, self.c1, self.beta2, self.c2 = (opt.coef[name][:count] for name in ("beta1", "c1", "beta2", "c2"))
         self.a, self.b, self.eps = (opt.coef[name][:count] for name in ("a", "b", "eps"))
         self.scratch, self.scaled = torch.empty_like(self.flat), torch.empty_like(self.flat)
-        if opt.fused is not None:  # a stack of one: its rows as the tensor lists of a fused torch.optim kernel
-            first = opt.fused is FUSED["adam"]
-            self.alone = [[self.flat[0]], [self.grad[0]]] + ([[self.m[0]], [self.v[0]], []] if first else [[self.v[0]]])
+        self.count = count
 
 
 def column_of(members: Sequence[dict[str, Any]], name: str, device: torch.device) -> torch.Tensor:
