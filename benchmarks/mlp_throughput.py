@@ -22,7 +22,7 @@ from hpt.backend import TrialContext
 from hpt_torch.backend import MLPBackend
 from hpt_torch.hyperparams import resolve
 from hpt_torch.network import build_mlp
-from hpt_torch.training import TrainingRun, limited_threads, make_optimizer, seeded, train
+from hpt_torch.training import TrainingRun, cpu_settings, make_optimizer, seeded, train
 from sklearn.metrics import accuracy_score
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -59,7 +59,7 @@ def dataloader_loop(backend: MLPBackend, params: dict, epochs: int, threads: int
 def hpt_loop(backend: MLPBackend, params: dict, epochs: int, threads: int) -> float:
     """The backend's own loop (tensors on the device, batches by index); returns seconds."""
     device = torch.device("cpu")
-    with seeded(0, device), limited_threads(threads):
+    with seeded(0, device), cpu_settings(threads):
         run = TrainingRun(
             params, backend.folds[0], task=backend.task, n_classes=backend.n_classes, device=device, seed=0
         )

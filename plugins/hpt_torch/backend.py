@@ -25,7 +25,7 @@ from hpt_torch.population import Member, stack_groups, train_population
 from hpt_torch.training import (
     CHECKPOINT_FILE,
     TrainingRun,
-    limited_threads,
+    cpu_settings,
     load_checkpoint,
     mean_metrics,
     read_checkpoint,
@@ -161,7 +161,7 @@ class MLPBackend(Backend):
         until = epochs_until(params, budget)
         seed = 0 if ctx.seed is None else int(ctx.seed)
         checkpoint = checkpoint_file(ctx)
-        with seeded(seed, resolve_device(self.device)), limited_threads(self.threads):
+        with seeded(seed, resolve_device(self.device)), cpu_settings(self.threads):
             runs = self._runs(params, seed)
             if budget is not None and checkpoint is not None:
                 load_checkpoint(checkpoint, runs, params, until)
@@ -231,7 +231,7 @@ class MLPBackend(Backend):
         device = resolve_device(self.device)
         seeds = [0 if ctx.seed is None else int(ctx.seed) for ctx in ctxs]
         members: list[Member] = []
-        with seeded(seeds[0], device), limited_threads(self.threads):
+        with seeded(seeds[0], device), cpu_settings(self.threads):
             for member_params, budget, ctx, seed in zip(params, budgets, ctxs, seeds, strict=True):
                 with seeded(seed, device):  # the same initial weights as the member trained alone
                     (run,) = self._runs(member_params, seed)
@@ -260,7 +260,7 @@ class MLPBackend(Backend):
         params = resolve(params)
         seed = 0 if seed is None else int(seed)
         checkpoint = checkpoint_dir / CHECKPOINT_FILE if checkpoint_dir is not None else None
-        with seeded(seed, resolve_device(self.device)), limited_threads(self.threads):
+        with seeded(seed, resolve_device(self.device)), cpu_settings(self.threads):
             (run,) = self._runs(params, seed, self.folds[:1])
             saved = read_checkpoint(checkpoint, params, run.device) if checkpoint is not None else None
             if saved is not None:
@@ -281,7 +281,7 @@ class MLPBackend(Backend):
 
         params = resolve(params)
         fold = self.folds[0]
-        with limited_threads(self.threads):
+        with cpu_settings(self.threads):
             (run,) = self._runs(params, 0, self.folds[:1])
             saved = read_checkpoint(checkpoint, params, run.device)
             if saved is None:
@@ -297,7 +297,7 @@ class MLPBackend(Backend):
     def find_learning_rate(self, params: Params | None = None, seed: int = 0, **options: Any) -> LRFinding:
         """The LR range test on the first fold's training rows, for `params` (default: the defaults)."""
         params = resolve(params or {})
-        with limited_threads(self.threads):
+        with cpu_settings(self.threads):
             return lr_range_test(
                 params,
                 self.folds[0],

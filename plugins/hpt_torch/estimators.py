@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, valida
 from hpt_torch.datasets import CLASSIFICATION, REGRESSION, fold_from_arrays
 from hpt_torch.hyperparams import DEFAULTS, resolve
 from hpt_torch.metrics import predict_classes
-from hpt_torch.training import TrainingRun, limited_threads, resolve_device, seeded, train
+from hpt_torch.training import TrainingRun, cpu_settings, resolve_device, seeded, train
 
 
 class _MLPEstimator(BaseEstimator):
@@ -79,7 +79,7 @@ class _MLPEstimator(BaseEstimator):
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         fold = fold_from_arrays(x, y, self._task == CLASSIFICATION, self.validation_fraction, seed)
         device = resolve_device(self.device)
-        with seeded(seed, device), limited_threads(self.n_threads):
+        with seeded(seed, device), cpu_settings(self.n_threads):
             run = TrainingRun(params, fold, task=self._task, n_classes=n_classes, device=device, seed=seed)
             train([run], params["max_epochs"])
         run.restore_best()
@@ -91,7 +91,7 @@ class _MLPEstimator(BaseEstimator):
     def _outputs(self, x: Any) -> torch.Tensor:
         check_is_fitted(self, "model_")
         x = validate_data(self, x, reset=False, dtype=np.float32)
-        with torch.no_grad(), limited_threads(self.n_threads):
+        with torch.no_grad(), cpu_settings(self.n_threads):
             return self.model_(torch.as_tensor(((x - self.x_mean_) / self.x_scale_).astype(np.float32)))
 
 

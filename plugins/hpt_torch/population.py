@@ -143,10 +143,10 @@ class StackFeatures:
 
 COST_MODELS = {
     "cpu": DeviceCosts(
-        alone=CostModel(step=3.3e-4, member_step=0.0, run_step=5.2e-5, mac=0.0, unit=5.7e-8, parameter=0.0,
+        alone=CostModel(step=2.5e-4, member_step=0.0, run_step=4.5e-5, mac=0.0, unit=4.3e-8, parameter=0.0,
                         member_parameter=0.0),
-        stacked=CostModel(step=2.1e-4, member_step=1.5e-4, run_step=2.5e-5, mac=4.3e-11, unit=3.9e-8,
-                          parameter=8.4e-9, member_parameter=3.9e-9),
+        stacked=CostModel(step=1.9e-4, member_step=0.0, run_step=4.3e-5, mac=3.5e-11, unit=2.6e-8,
+                          parameter=5.1e-9, member_parameter=2.6e-9),
     ),
     "cuda": DeviceCosts(*[CostModel(step=2.5e-3, member_step=0.0, run_step=2e-5, mac=5e-14, unit=1e-12,
                                     parameter=1e-12, member_parameter=0.0)] * 2),

@@ -59,19 +59,25 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
 
 
 @contextmanager
-def limited_threads(threads: int) -> Iterator[None]:
-    """Cap torch's intra-op CPU threads for a block (never raising the cap a process runner set).
+def cpu_settings(threads: int) -> Iterator[None]:
+    """Cap torch's intra-op CPU threads for a block (never raising the cap a process runner set), and flush
+    denormal floats to zero in it.
 
     A small tabular network gains nothing from several threads per matrix product, and threads
     spinning on busy cores slow it down by orders of magnitude; parallel trials (`--workers`) use
-    the cores better.
+    the cores better. Saturating activations and decaying moments produce floats below 1e-38, whose
+    arithmetic takes a slow path on x86 CPUs: measured 3x slower training for some deep, wide networks
+    of the default space. Flushed to zero they change no result that matters.
     """
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, min(int(threads), before)))
+    flushing = torch.set_flush_denormal(True)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+        if flushing:
+            torch.set_flush_denormal(False)
 
 
 class LRFactor:
