@@ -48,7 +48,7 @@ REPACK_BELOW = 0.75
 """Repack the stack when the members still training fit in this fraction of its padded size."""
 CHUNK_FLOATS = 2**21
 """Most floats of training inputs and dropout masks drawn at once (a few micro-batches: fewer, larger kernels)."""
-AUTO_BATCH_TRIALS = {"cpu": 1, "cuda": 64, "mps": 16}
+AUTO_BATCH_TRIALS = {"cpu": 16, "cuda": 64, "mps": 16}
 """`--batch-trials auto` per device type (see `auto_batch_trials`)."""
 
 
@@ -82,9 +82,17 @@ class DeviceCosts:
 
     alone: CostModel
     stacked: CostModel
+    stack_floats: int | None = None
 
     def stack(self, features: StackFeatures) -> float:
-        return (self.alone if features.members == 1 else self.stacked).cost(features)
+        """Seconds per epoch; infinite for a stack of several whose activations per micro-batch outgrow
+        `stack_floats` (on a CPU its element-wise work then runs from a slower cache than its members' alone,
+        which no linear model of the costs captures)."""
+        if features.members == 1:
+            return self.alone.cost(features)
+        if self.stack_floats is not None and features.micro * features.members * features.units > self.stack_floats:
+            return math.inf
+        return self.stacked.cost(features)
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,7 @@ class StackFeatures:
     n_outputs: int
     members: int = 0
     micro_steps: int = 0
+    micro: int = 0
     member_steps: int = 0
     widths: tuple[int, ...] = ()
     depth: int = 0
@@ -109,6 +118,7 @@ class StackFeatures:
             self,
             members=self.members + 1,
             micro_steps=max(self.micro_steps, steps),
+            micro=min(self.micro or self.rows, batch_size, self.rows),
             member_steps=self.member_steps + steps,
             widths=tuple(max(a, b) for a, b in zip(self.widths or (0,) * len(widths), widths, strict=True)),
             depth=max(self.depth, depth),
@@ -147,6 +157,7 @@ COST_MODELS = {
                         member_parameter=0.0),
         stacked=CostModel(step=1.9e-4, member_step=0.0, run_step=4.3e-5, mac=3.5e-11, unit=2.6e-8,
                           parameter=5.1e-9, member_parameter=2.6e-9),
+        stack_floats=2**17,  # 4 such tensors (inputs, pre-activations, activations, masks) fill a 2 MiB L2 cache
     ),
     "cuda": DeviceCosts(*[CostModel(step=2.5e-3, member_step=0.0, run_step=2e-5, mac=5e-14, unit=1e-12,
                                     parameter=1e-12, member_parameter=0.0)] * 2),
@@ -157,12 +168,12 @@ COST_MODELS = {
 def auto_batch_trials(device: str) -> int:
     """The K `--batch-trials auto` picks for a device (`cpu`, `cuda`, `cuda:N`, `mps`, `auto`).
 
-    Stacking saves the fixed cost of each training step, not the arithmetic. On a CPU the default space's
-    mixed activations and widths leave a stack's step dear (a kernel per activation run, element-wise work
-    over padded widths): benchmarks/population.py measured it 0.9x to 1.2x one trial at a time on a shared
-    2-core CPU (digits, K = 4, 16, 64), so 1, no batching. On a GPU launches dominate a small network's
-    step, so a large stack is nearly free: 64 (not yet measured);
-    Apple MPS in between."""
+    On a CPU, training K trials as stacks (`stack_groups`: stacks of similar networks, the others as stacks
+    of one, whose hand-written step is cheaper than autograd's) measured 2.5x to 2.8x the trials per minute
+    of one trial at a time on digits at K = 16 and 64 (benchmarks/population.py, 2-core CPU), 4x on a
+    50,000-row set at K = 16: 16, which keeps a model-based strategy's batches small enough to stay
+    adaptive. On a GPU launches dominate a small network's step, so a large stack is nearly free: 64 (not
+    yet measured); Apple MPS in between."""
     if device in ("auto", ""):
         device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     return AUTO_BATCH_TRIALS.get(torch.device(device).type, AUTO_BATCH_TRIALS["cpu"])

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -306,13 +307,19 @@ def loss_gradient(
         return losses, (torch.sigmoid(logits) - target).unsqueeze(2).mul_(scale)
     # logsumexp and softmax from one exp (clamped: an exp that underflows costs 100x more on some CPUs, and
     # probabilities below exp(-80) are negligible)
-    top = out.amax(2, keepdim=True)
-    grad = (out - top).clamp_(min=EXP_FLOOR).exp_()
-    total = grad.sum(2, keepdim=True)
     target = y.unsqueeze(2)
-    losses = (top + total.log() - out.gather(2, target)).squeeze(2).mean(1)
-    grad.div_(total).scatter_add_(2, target, torch.full(target.shape, -1.0, device=out.device))
-    return losses, grad.mul_(scale)
+    shifted = out - out.amax(2, keepdim=True)
+    picked = shifted.gather(2, target)
+    grad = shifted.clamp_(min=EXP_FLOOR).exp_()
+    total = grad.sum(2, keepdim=True)
+    grad.div_(total).scatter_add_(2, target, _minus_ones(target.shape, out.device))
+    return total.log_().sub_(picked).mean((1, 2)), grad.mul_(scale)
+
+
+@lru_cache(maxsize=64)
+def _minus_ones(shape: torch.Size, device: torch.device) -> torch.Tensor:
+    """-1 at each target of a micro-batch (read, never written: the one-hot part of the softmax gradient)."""
+    return torch.full(shape, -1.0, device=device)
 
 
 def member_losses(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
