@@ -202,7 +202,7 @@ class MLPBackend(Backend):
         else:
             groups = [[member] for member in valid]
         for group in groups:
-            if len(group) == 1 and len(self.folds) > 1:
+            if len(self.folds) > 1:  # k folds train in lockstep in `evaluate`, one member at a time
                 ((index, _),) = group
                 out[index] = self._evaluate_alone(params[index], budgets[index], ctxs[index])
                 continue

@@ -97,7 +97,7 @@ class DeviceCosts:
 
 @dataclass(frozen=True)
 class StackFeatures:
-    """What a stack's epoch costs depends on (`CostModel.stack`), grown one member at a time: `add` a
+    """What a stack's epoch costs depends on (`DeviceCosts.stack`), grown one member at a time: `add` a
     member's padded widths per hidden position, depth, batch size and activation."""
 
     rows: int
@@ -238,8 +238,9 @@ def _buckets(
     empty = StackFeatures(n, n_in, n_out)
 
     def own_size(i: int) -> tuple[int, int]:
-        own = empty.add(member_widths(params[i], params[i]["n_hidden"]), params[i]["n_hidden"], n, "")
-        return own.macs, params[i]["n_hidden"]
+        p = params[i]
+        alone = empty.add(member_widths(p, p["n_hidden"]), p["n_hidden"], p["batch_size"], p["activation"])
+        return alone.macs, p["n_hidden"]
 
     order = sorted(members, key=own_size)
     best = [0.0] + [math.inf] * len(order)
@@ -427,7 +428,6 @@ class Population:
         grads = self.layout.views(grad)
         layers = self.layout.views(self.flat)
         order = torch.stack([torch.randperm(n, device=self.device, generator=m.run.generator) for m in self.members])
-        counts = counts if counts is not None else [k] * math.ceil(n / micro)
         self.optimizer.start_epoch(self.flat, grad, lr, counts, self.mask, accumulate)
         losses = []
         for first, last in self._chunks(n, micro):  # inputs and dropout masks drawn for a few micro-batches at once

@@ -297,7 +297,7 @@ def loss_gradient(
     """Each member's mean loss (`[K]`) of outputs `out` (`[K, B, n_out]`) on targets `y` (`[K, B]`), and the
     gradient at `out` of the members' summed losses times `scale` (a number, or `[K, 1, 1]` per member: 1
     over the rows of the member's batch, which a micro-batch may be a part of)."""
-    k, b, n_out = out.shape
+    n_out = out.shape[2]
     if task != CLASSIFICATION:
         error = out.squeeze(2) - y
         return error.pow(2).mean(1), error.unsqueeze(2).mul_(scale).mul_(2)

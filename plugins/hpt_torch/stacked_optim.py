@@ -262,7 +262,8 @@ class _Rows:
         self.decay, self.mask = rows(decay), rows(mask)
         self.beta1, self.c1, self.beta2, self.c2 = (opt.coef[name][:count] for name in ("beta1", "c1", "beta2", "c2"))
         self.a, self.b, self.eps = (opt.coef[name][:count] for name in ("a", "b", "eps"))
-        self.scratch, self.scaled = torch.empty_like(self.flat), torch.empty_like(self.flat)
+        self.scratch = torch.empty_like(self.flat)
+        self.scaled = None if opt.per_member else torch.empty_like(self.flat)
         self.count = count
 
 
