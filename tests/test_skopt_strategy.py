@@ -11,6 +11,7 @@ from hpt.space import Categorical, Fixed, Float, Int, Space
 from hpt.trial import Trial, TrialState
 from hpt_basic.test_functions import FUNCTIONS
 from hpt_skopt.strategy import SkoptStrategy
+from skopt.learning import GaussianProcessRegressor
 
 MIXED = Space(
     {
@@ -129,6 +130,38 @@ def test_a_fresh_instance_told_the_trials_resumes_with_the_same_model_data():
     assert sorted(resumed.told_losses) == sorted(t.value for t in trials)
     assert resumed.optimizer.models  # the model was fitted: proposals come from it, not at random
     assert space.validate(params) == params
+
+
+def test_the_gp_predicts_what_scikit_optimizes_own_does():
+    fn = FUNCTIONS["hartmann6"]
+    strategy = SkoptStrategy(fn.space(6), seed=0, n_initial_points=5)
+    drive(strategy, fn.evaluate, 15)
+    model = strategy.optimizer.models[-1]
+    assert type(model) is not GaussianProcessRegressor and isinstance(model, GaussianProcessRegressor)
+    x = np.random.default_rng(0).random((50, 6))
+    mean, std = model.predict(x, return_std=True)
+    own_mean, own_std = GaussianProcessRegressor.predict(model, x, return_std=True)
+    assert np.allclose(mean, own_mean, rtol=1e-9, atol=1e-12) and np.allclose(std, own_std, rtol=1e-7, atol=1e-10)
+    assert std.min() > 0
+
+
+def test_past_hold_after_the_kernel_is_refitted_only_when_the_trials_grow_by_five_percent():
+    fn = FUNCTIONS["branin"]
+    strategy = SkoptStrategy(fn.space(2), seed=0, n_initial_points=5, warm_after=10, hold_after=20)
+    kernels = {}
+    for told in range(40):
+        params = strategy.ask(1)[0].params
+        if told >= 5:
+            kernels[told] = repr(strategy.optimizer.models[-1].kernel_.k1)  # amplitude x Matern length scales
+        strategy.tell(finished(told, params, fn.evaluate(params)))
+    refits, fitted = set(), 0
+    for told in range(20, 40):
+        if told >= fitted * 1.05:
+            refits.add(told)
+            fitted = told
+    assert all(kernels[told] != kernels[told - 1] for told in range(6, 20))  # every ask refits before hold_after
+    assert {told for told in range(21, 40) if kernels[told] != kernels[told - 1]} == refits - {20}
+    assert 6 <= len(refits) <= 14  # some asks held, some refitted
 
 
 @pytest.mark.parametrize("warp", [True, False])
