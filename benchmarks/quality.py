@@ -106,14 +106,23 @@ def _record(store: Store, record: dict, done: int, total: int, started: float) -
 
 
 def load(
-    store: Store, tasks: list[str], names: list[str], seeds: list[int], budgets: list[int], any_revision: bool = False
+    store: Store, tasks: list[str], names: list[str], seeds: list[int], budgets: list[int], any_revision: str = ""
 ) -> report.Results:
-    """Every cached run covering at least the smallest budget; a budget is reported from the runs that reach it."""
-    revisions = {m: None if any_revision else methods.revision(m) for m in names}
+    """Every cached run covering at least the smallest budget; a budget is reported from the runs that reach it.
+    Methods named in `any_revision` (or "all") also take runs of their older code where the current has none."""
+    older = set(any_revision.split(",")) if any_revision else set()
+    revisions = {m: methods.revision(m) for m in names}
+
+    def record(task: str, method: str, seed: int) -> dict | None:
+        found = store.get(task, method, seed, revisions[method], min(budgets))
+        if found is None and (method in older or "all" in older):
+            found = store.get(task, method, seed, None, min(budgets))
+        return found
+
     curves, seed_lists, seconds = {}, {}, {}
     for task in tasks:
         for method in names:
-            rows = [(s, r) for s in seeds if (r := store.get(task, method, s, revisions[method], min(budgets)))]
+            rows = [(s, r) for s in seeds if (r := record(task, method, s))]
             rows = [(s, r) for s, r in rows if r["true"]]
             if rows:
                 curves[task, method] = [report.regret_curve(r, min(r["requested"], max(budgets))) for _, r in rows]
@@ -177,7 +186,14 @@ def main() -> None:
     parser.add_argument("--markdown", default=str(HERE / "results" / "quality.md"), help="table to write")
     parser.add_argument("--plot", default=str(HERE / "results" / "quality.png"), help="anytime plot to write")
     parser.add_argument("--docs", action="store_true", help="also write the table into docs/strategies.md")
-    parser.add_argument("--any-revision", action="store_true", help="report cached runs of older code too")
+    parser.add_argument(
+        "--any-revision",
+        nargs="?",
+        const="all",
+        default="",
+        metavar="METHODS",
+        help="report cached runs of these methods' older code too (all methods without a list)",
+    )
     parser.add_argument("--ask-latency", metavar="STRATEGIES", help="time asks of these strategies instead")
     args = parser.parse_args()
     if args.ask_latency:
