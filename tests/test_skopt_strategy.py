@@ -134,8 +134,8 @@ def test_a_fresh_instance_told_the_trials_resumes_with_the_same_model_data():
 
 def test_the_gp_predicts_what_scikit_optimizes_own_does():
     fn = FUNCTIONS["hartmann6"]
-    strategy = SkoptStrategy(fn.space(6), seed=0, n_initial_points=5)
-    drive(strategy, fn.evaluate, 15)
+    strategy = SkoptStrategy(fn.space(6), seed=0, n_initial_points=5, n_points=500)
+    drive(strategy, fn.evaluate, 10)
     model = strategy.optimizer.models[-1]
     assert type(model) is not GaussianProcessRegressor and isinstance(model, GaussianProcessRegressor)
     x = np.random.default_rng(0).random((50, 6))
