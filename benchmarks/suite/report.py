@@ -161,16 +161,18 @@ def plot(results: Results, tasks: Sequence[str], methods: Sequence[str], length:
     families = [f for f in FAMILIES if any(TASKS[t].family == f for t in tasks)]
     fig, axes = plt.subplots(1, len(families), figsize=(5 * len(families), 3.8), squeeze=False)
     budgets = list(range(5, length + 1, 5))
+    colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}  # one colour per method everywhere
     for ax, family in zip(axes[0], families, strict=True):
         members = [t for t in tasks if TASKS[t].family == family]
         for method in methods:
             ys = [family_score(results, members, method, b) for b in budgets]
             if not np.all(np.isnan(ys)):
-                ax.plot(budgets, ys, label=method)
+                ax.plot(budgets, ys, label=method, color=colours[method])
         ax.set_title(f"{family} ({len(members)} tasks)")
         ax.set_xlabel("trials")
         ax.set_ylim(bottom=0)
     axes[0][0].set_ylabel("mean normalised score (0 best found, 1 random median)")
-    axes[0][-1].legend(fontsize=7)
+    handles = [plt.Line2D([], [], color=colours[m], label=m) for m in methods]
+    axes[0][-1].legend(handles=handles, fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
