@@ -2,6 +2,8 @@
 train each member as it would train alone, whatever hyperparameters they differ in, and keep members
 apart (divergence, pruning, budgets, checkpoints)."""
 
+import copy
+
 import pytest
 
 pytest.importorskip("torch")
@@ -42,10 +44,13 @@ def contexts(n, first_seed=7, **kwargs):
 
 
 def alone(backend, params, ctx_like, budget=None):
-    """The member trained by itself, as `hpt run` without --batch-trials does."""
+    """The member trained by itself as a plain PyTorch model (an nn.Module stepped by torch.optim): the
+    reference population training must match."""
+    reference = copy.copy(backend)
+    reference.trainer = "autograd"
     ctx = TrialContext(ctx_like.number, seed=ctx_like.seed, checkpoint_dir=ctx_like.checkpoint_dir)
     try:
-        return backend.evaluate(params, budget, ctx), ctx
+        return reference.evaluate(params, budget, ctx), ctx
     except Exception as exc:
         return exc, ctx
 
@@ -103,6 +108,23 @@ def test_evaluate_batch_of_the_default_space_matches_training_alone():
         expected, expected_ctx = alone(backend, params, ctx)
         assert result.value == pytest.approx(expected.value, rel=1e-4, abs=1e-5)
         assert_same_curves(ctx, expected_ctx)
+
+
+@pytest.mark.parametrize("dataset", ["wine", "diabetes"])
+def test_a_single_trial_trains_by_default_as_a_stack_of_one_with_autograds_curves(dataset):
+    """`hpt run` without --batch-trials: the default trainer is the stacked step, equal to plain PyTorch."""
+    backend = MLPBackend(dataset=dataset, size=150)
+    assert backend.trainer == "stacked"
+    for params, ctx in zip(MIXED[::3], contexts(len(MIXED[::3])), strict=True):
+        result = backend.evaluate(params, None, ctx)
+        expected, expected_ctx = alone(backend, params, ctx)
+        assert_same_curves(ctx, expected_ctx)
+        assert result.value == pytest.approx(expected.value, rel=1e-4, abs=1e-5)
+
+
+def test_an_unknown_trainer_is_refused_with_the_choices():
+    with pytest.raises(HptError, match="unknown trainer 'jit'; use stacked or autograd"):
+        MLPBackend(dataset="iris", trainer="jit")
 
 
 def test_stack_groups_buckets_what_padding_would_waste():

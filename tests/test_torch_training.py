@@ -31,9 +31,10 @@ SMALL = {
 }
 
 
-@pytest.fixture(scope="module")
-def iris():
-    return MLPBackend(dataset="iris")
+@pytest.fixture(scope="module", params=["stacked", "autograd"])
+def iris(request):
+    """Every behaviour of the training loop holds for both trainers."""
+    return MLPBackend(dataset="iris", trainer=request.param)
 
 
 def curve(ctx):

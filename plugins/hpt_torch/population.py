@@ -15,7 +15,10 @@ built with its own seed), its own rates, schedule, regularisation, its own early
 divergence (a non-finite training loss fails that member only), its own reports, pruning and
 checkpoint. Finished members leave the stack (which is repacked when its padding can shrink much), so
 the survivors' epochs get cheaper. Dropout masks come from one generator shared by the stack, so a
-member with dropout follows a different (equally random) mask sequence than it would alone.
+member with dropout follows a different (equally random) mask sequence than it would alone. The
+generator is seeded afresh each epoch from the dropout seed and the epoch, so a stack of one (the
+`stacked` trainer of a single trial) that continues from a checkpoint draws the masks it would have
+drawn training straight through.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import astuple, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from hpt.backend import TrialContext, TrialPruned
 
@@ -288,7 +292,7 @@ def train_population(members: Sequence[Member], dropout_seed: int = 0) -> None:
         else:
             waiting.append(member)
     if waiting:
-        Population(waiting, torch.Generator(device=waiting[0].run.device).manual_seed(dropout_seed)).train()
+        Population(waiting, dropout_seed).train()
 
 
 def finish(member: Member) -> None:
@@ -303,10 +307,11 @@ class Population:
     first rows of the stack (batch sizes of a stack divide each other), then of activation and depth, so
     that runs of members sharing an activation are long (`stacked.LayerPlan`)."""
 
-    def __init__(self, members: Sequence[Member], generator: torch.Generator) -> None:
-        self._stack(members, generator)
+    def __init__(self, members: Sequence[Member], dropout_seed: int) -> None:
+        self.dropout_seed = dropout_seed
+        self._stack(members)
 
-    def _stack(self, members: Sequence[Member], generator: torch.Generator) -> None:
+    def _stack(self, members: Sequence[Member]) -> None:
         """Build the stack from the members' runs (their weights, optimiser state and best weights)."""
         members = sorted(members, key=stack_order)
         first = members[0].run
@@ -315,7 +320,7 @@ class Population:
         self.task, self.n_classes, self.y_mean, self.y_std = first.task, first.n_classes, first.y_mean, first.y_std
         self.x_train, self.y_train = first.x_train, first.y_train
         self.x_valid, self.y_valid = first.x_valid, first.y_valid
-        self.generator = generator
+        self.generator = torch.Generator(device=self.device)
         n_inputs, n_outputs = self.x_train.shape[1], first.model[-1].out_features
         self.depth = max(m.run.params["n_hidden"] for m in members)
         self.layers = [member_layers(m.run.params, n_inputs, n_outputs, self.depth) for m in members]
@@ -428,6 +433,7 @@ class Population:
         grads = self.layout.views(grad)
         layers = self.layout.views(self.flat)
         order = torch.stack([torch.randperm(n, device=self.device, generator=m.run.generator) for m in self.members])
+        self.generator.manual_seed(epoch_seed(self.dropout_seed, self.members[0].run.epoch))
         self.optimizer.start_epoch(self.flat, grad, lr, counts, self.mask, accumulate)
         losses = []
         for first, last in self._chunks(n, micro):  # inputs and dropout masks drawn for a few micro-batches at once
@@ -508,7 +514,7 @@ class Population:
         if smaller.size < REPACK_BELOW * self.layout.size:  # hand the state back to the runs and restack
             for index in keep:
                 self._unpack(index)
-            self._stack(survivors, self.generator)
+            self._stack(survivors)
             return
         rows = torch.tensor(keep, device=self.device, dtype=torch.long)
         self.members = survivors
@@ -524,6 +530,11 @@ def _per_micro_batch(mask: tuple[torch.Tensor, torch.Tensor | None], micro: int)
     multiplier, addend = mask
     parts = multiplier.split(micro, 1)
     return list(zip(parts, addend.split(micro, 1) if addend is not None else [None] * len(parts), strict=True))
+
+
+def epoch_seed(dropout_seed: int, epoch: int) -> int:
+    """The dropout generator's seed for an epoch: the same epoch draws the same masks however it was reached."""
+    return int(np.random.SeedSequence([abs(dropout_seed), epoch]).generate_state(1)[0])
 
 
 def stack_order(member: Member) -> tuple[int, str, int]:
