@@ -151,7 +151,7 @@ def test_stack_groups_of_default_space_draws_partition_the_members():
 
 
 def test_auto_batch_trials_picks_k_by_device():
-    assert auto_batch_trials("cpu") == 16  # measured: stacks pay on a CPU too (benchmarks/population.py)
+    assert auto_batch_trials("cpu") == 1  # measured: stacking gains nothing over stacks of one on a CPU
     assert auto_batch_trials("cuda:1") == 64
     assert auto_batch_trials("auto") >= 1
 

@@ -52,7 +52,7 @@ REPACK_BELOW = 0.75
 """Repack the stack when the members still training fit in this fraction of its padded size."""
 CHUNK_FLOATS = 2**21
 """Most floats of training inputs and dropout masks drawn at once (a few micro-batches: fewer, larger kernels)."""
-AUTO_BATCH_TRIALS = {"cpu": 16, "cuda": 64, "mps": 16}
+AUTO_BATCH_TRIALS = {"cpu": 1, "cuda": 64, "mps": 16}
 """`--batch-trials auto` per device type (see `auto_batch_trials`)."""
 
 
@@ -172,11 +172,11 @@ COST_MODELS = {
 def auto_batch_trials(device: str) -> int:
     """The K `--batch-trials auto` picks for a device (`cpu`, `cuda`, `cuda:N`, `mps`, `auto`).
 
-    On a CPU, training K trials as stacks (`stack_groups`: stacks of similar networks, the others as stacks
-    of one, whose hand-written step is cheaper than autograd's) measured 2.5x to 2.8x the trials per minute
-    of one trial at a time on digits at K = 16 and 64 (benchmarks/population.py, 2-core CPU), 4x on a
-    50,000-row set at K = 16: 16, which keeps a model-based strategy's batches small enough to stay
-    adaptive. On a GPU launches dominate a small network's step, so a large stack is nearly free: 64 (not
+    On a CPU, 1: every trial already trains with the stacked step (a stack of one, the `stacked`
+    trainer), and stacking K of them measured 0.89x to 1.10x the trials per minute of one at a time
+    (benchmarks/population.py, default space, digits at K = 4, 16, 64 and a 50,000-row set at K = 4, 16,
+    2-core CPU): a small network's step on a CPU is arithmetic and Python, which stacking does not
+    remove. On a GPU launches dominate a small network's step, so a large stack is nearly free: 64 (not
     yet measured); Apple MPS in between."""
     if device in ("auto", ""):
         device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
