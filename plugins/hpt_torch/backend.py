@@ -64,7 +64,7 @@ class MLPBackend(Backend):
         task: classification or regression, to force how a CSV target is read.
         split_seed: the seed of the train/valid/test split (the same for every trial).
         threads: the most CPU threads one trial's training uses.
-        trainer: stacked (population training's hand-written step on a stack of one; about 2.4x faster than
+        trainer: stacked (population training's hand-written step on a stack of one; 2x to 3x faster than
             autograd on small networks) or autograd (an nn.Module with torch.optim; always so with folds).
 
     With `hpt run --batch-trials K`, the K configurations of a batch train as stacked models
