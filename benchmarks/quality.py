@@ -27,6 +27,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # o
 
 import argparse  # noqa: E402
 import re  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -109,14 +110,19 @@ def load(
     store: Store, tasks: list[str], names: list[str], seeds: list[int], budgets: list[int], any_revision: str = ""
 ) -> report.Results:
     """Every cached run covering at least the smallest budget; a budget is reported from the runs that reach it.
-    Methods named in `any_revision` (or "all") also take runs of their older code where the current has none."""
-    older = set(any_revision.split(",")) if any_revision else set()
+    Methods named in `any_revision` (or "all") also take runs of their older code where the current has none;
+    `method@N` takes only their first N evaluations (where the code changed nothing before the N+1st)."""
+    older = dict(_older(item) for item in any_revision.split(",")) if any_revision else {}
     revisions = {m: methods.revision(m) for m in names}
 
     def record(task: str, method: str, seed: int) -> dict | None:
         found = store.get(task, method, seed, revisions[method], min(budgets))
-        if found is None and (method in older or "all" in older):
+        cap = older.get(method, older.get("all", 0))
+        if found is None and cap:
             found = store.get(task, method, seed, None, min(budgets))
+            if found is not None and found["requested"] > cap:  # its first `cap` evaluations only
+                found = {key: value[:cap] if key in ("true", "observed") else value for key, value in found.items()}
+                found["requested"] = cap
         return found
 
     curves, seed_lists, seconds = {}, {}, {}
@@ -129,6 +135,12 @@ def load(
                 seed_lists[task, method] = [s for s, _ in rows]
                 seconds[task, method] = float(np.mean([r["seconds"] for _, r in rows]))
     return report.Results(curves, seed_lists, seconds)
+
+
+def _older(item: str) -> tuple[str, int]:
+    """`method` (older runs serve every budget) or `method@N` (only their first N evaluations)."""
+    method, _, cap = item.partition("@")
+    return method, int(cap) if cap else sys.maxsize
 
 
 def ask_latency(names: list[str], sizes: tuple[int, ...] = (50, 100, 200, 500), asks: int = 20) -> str:
@@ -192,7 +204,8 @@ def main() -> None:
         const="all",
         default="",
         metavar="METHODS",
-        help="report cached runs of these methods' older code too (all methods without a list)",
+        help="report cached runs of these methods' older code too (all methods without a list; METHOD@N: only "
+        "their first N evaluations)",
     )
     parser.add_argument("--ask-latency", metavar="STRATEGIES", help="time asks of these strategies instead")
     args = parser.parse_args()

@@ -19,14 +19,15 @@ How the study loop's contract maps onto scikit-optimize:
 - A failed trial is told as the worst loss seen so far: failures in network training cluster in
   regions (a learning rate that diverges), and a penalty steers the model away from them, where
   skipping them would let it propose the same region again.
-- Ask latency stays bounded as trials grow: once `warm_after` trials are told, the GP starts
+- Ask latency stays bounded as trials grow: once `warm_after` trials (100) are told, the GP starts
   its hyperparameter fit from the previous fit's kernel with no random restarts, and the
   acquisition optimiser runs fewer L-BFGS restarts (`n_restarts`, halved) from fewer random
   candidates (scoring a candidate costs O(trials^2) in scikit-optimize's GP, so their number
   shrinks with the square of the trials, down to a floor of 1000); only the latest model is kept,
   so memory does not grow either. Past `hold_after` trials the kernel's hyperparameters are fitted
   again only each time the trials have grown by 5 % since the last fit; the asks between update the
-  posterior on the held kernel (as `auto`'s GP does past 60 trials).
+  posterior on the held kernel (as `auto`'s GP does past 60 trials). Bounding from 40 trials on
+  instead cost quality: on Dixon-Price-10, 60 trials without it beat 60 with it on 8 seeds of 8.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ class SkoptStrategy(Strategy):
         acq_optimizer: str = "auto",
         n_points: int = 10000,
         n_restarts: int = 5,
-        warm_after: int = 40,
+        warm_after: int = 100,
         hold_after: int = 100,
         warp: bool = True,
     ) -> None:
