@@ -165,7 +165,8 @@ class MLPBackend(Backend):
 
     def evaluate(self, params: Params, budget: float | None, ctx: TrialContext) -> Result:
         """Train (one model, or one per fold in lockstep), report every epoch, stop early, return the
-        best epoch's validation metric. With a budget (epochs), continue from the trial's checkpoint."""
+        best epoch's validation metric. With a budget (epochs), continue from the trial's checkpoint. The
+        `stacked` trainer (one fold) trains the trial as a population of one; the rest is the autograd loop."""
         params = resolve(params)
         if self.trainer == "stacked" and len(self.folds) == 1:
             (outcome,) = self.evaluate_population([params], [budget], [ctx])
