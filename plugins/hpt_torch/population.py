@@ -173,11 +173,12 @@ def auto_batch_trials(device: str) -> int:
     """The K `--batch-trials auto` picks for a device (`cpu`, `cuda`, `cuda:N`, `mps`, `auto`).
 
     On a CPU, 1: every trial already trains with the stacked step (a stack of one, the `stacked`
-    trainer), and stacking K of them measured 0.89x to 1.10x the trials per minute of one at a time
-    (benchmarks/population.py, default space, digits at K = 4, 16, 64 and a 50,000-row set at K = 4, 16,
-    2-core CPU): a small network's step on a CPU is arithmetic and Python, which stacking does not
-    remove. On a GPU launches dominate a small network's step, so a large stack is nearly free: 64 (not
-    yet measured); Apple MPS in between."""
+    trainer), and stacking K of them measured 0.86x to 1.13x the trials per minute of one at a time
+    (benchmarks/population.py, default space, K = 4, 16, 64 on digits and on a 50,000-row set, 2-core
+    CPU; significant only at K = 64 on the large set, 0.90x). A small network's step alone on a CPU is
+    already mostly the arithmetic a stack must also do: benchmarks/stacking_ceiling.py bounds any
+    stacking's gain there at about 1.5x. On a GPU launches dominate a small network's step, so a large
+    stack is nearly free: 64 (not yet measured); Apple MPS in between."""
     if device in ("auto", ""):
         device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     return AUTO_BATCH_TRIALS.get(torch.device(device).type, AUTO_BATCH_TRIALS["cpu"])
