@@ -138,6 +138,23 @@ def test_stack_groups_buckets_what_padding_would_waste():
     assert all(set(g) <= {0, 1} or set(g) <= {2, 3} for g in stack_groups(odd, 1000, 64, 10))
 
 
+def test_a_stack_forms_on_a_cpu_only_where_its_predicted_saving_exceeds_the_margin(monkeypatch):
+    """Two mid-sized networks the raw CPU model predicts 1.1x cheaper stacked: within the model's measured
+    optimism (1.25x), so they train apart; without the margin they would share a stack."""
+    import dataclasses
+
+    from hpt_torch import population
+
+    pair = [
+        {**resolve(BASE), "batch_size": 128, "n_neurons": 128, "n_hidden": 2, "activation": "gelu"},
+        {**resolve(BASE), "batch_size": 128, "n_neurons": 122, "n_hidden": 3, "activation": "selu"},
+    ]
+    assert sorted(map(sorted, stack_groups(pair, 1437, 64, 10))) == [[0], [1]]
+    raw = dataclasses.replace(population.COST_MODELS["cpu"], stack_margin=1.0)
+    monkeypatch.setitem(population.COST_MODELS, "cpu", raw)
+    assert stack_groups(pair, 1437, 64, 10) == [[0, 1]]
+
+
 def test_stack_groups_of_default_space_draws_partition_the_members():
     space = MLPBackend(dataset="iris").default_space()
     rng = np.random.default_rng(0)
