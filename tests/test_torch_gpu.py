@@ -1,8 +1,9 @@
 """The mlp backend on a GPU: a stack trained there (padded, stepped by the shared update rule) trains each
 member as it trains alone there, and the shared rule on the GPU steps as torch.optim's kernels do on the CPU.
 
-Skipped without CUDA (CI has none). `benchmarks/gpu_check.sh` runs this module on a GPU machine, and
-`HPT_TEST_DEVICE=cpu` runs it here, to check the tests themselves."""
+The stack's test is skipped without CUDA (CI has none); the update rule's runs on the CPU then.
+`benchmarks/gpu_check.sh` runs this module on a GPU machine, and `HPT_TEST_DEVICE=cpu` runs all of it
+here, to check the tests themselves."""
 
 import copy
 import os
@@ -17,10 +18,8 @@ from hpt_torch.backend import MLPBackend  # noqa: E402
 from hpt_torch.hyperparams import resolve  # noqa: E402
 from hpt_torch.stacked_optim import StackedOptimizer  # noqa: E402
 
-DEVICE = os.environ.get("HPT_TEST_DEVICE", "cuda")
-pytestmark = pytest.mark.skipif(
-    DEVICE.startswith("cuda") and not torch.cuda.is_available(), reason="needs a CUDA GPU (HPT_TEST_DEVICE=cpu: here)"
-)
+DEVICE = os.environ.get("HPT_TEST_DEVICE") or ("cuda" if torch.cuda.is_available() else None)
+needs_device = pytest.mark.skipif(DEVICE is None, reason="needs a CUDA GPU (HPT_TEST_DEVICE=cpu: here)")
 
 BASE = {"n_hidden": 2, "n_neurons": 16, "batch_size": 32, "max_epochs": 6, "patience": 2, "dropout": 0.0}
 MEMBERS = [  # depth, width, shape, activation, optimiser family, batch size, schedule and regularisation differ
@@ -35,6 +34,7 @@ MEMBERS = [  # depth, width, shape, activation, optimiser family, batch size, sc
 ]
 
 
+@needs_device
 @pytest.mark.parametrize("dataset", ["wine", "diabetes"])
 def test_a_mixed_stack_on_the_device_trains_each_member_as_it_trains_alone_there(dataset):
     backend = MLPBackend(dataset=dataset, size=150, device=DEVICE)
@@ -54,6 +54,8 @@ def test_a_mixed_stack_on_the_device_trains_each_member_as_it_trains_alone_there
 
 
 def test_the_shared_update_rule_on_the_device_matches_torch_optims_kernels_on_the_cpu():
+    """The rule a GPU stack steps with (a dozen kernels for the whole stack) against the fused kernels per
+    member that a CPU stack uses; without a GPU both run on the CPU."""
     members = [resolve(p) for p in MEMBERS]
     k, size = len(members), 50
     generator = torch.Generator().manual_seed(0)
@@ -62,7 +64,7 @@ def test_the_shared_update_rule_on_the_device_matches_torch_optims_kernels_on_th
     grads = [torch.randn(k, size, generator=generator) for _ in range(6)]
     lr = torch.tensor([m["learning_rate"] for m in members]).unsqueeze(1)
     finals = []
-    for device, per_member in ((torch.device("cpu"), True), (torch.device(DEVICE), False)):
+    for device, per_member in ((torch.device("cpu"), True), (torch.device(DEVICE or "cpu"), False)):
         flat, grad = start.clone().to(device), torch.zeros(k, size, device=device)
         moments = [torch.zeros(k, size, device=device) for _ in range(2)]
         opt = StackedOptimizer(members, decay_mask.to(device), *moments, torch.zeros(k), per_member)

@@ -285,32 +285,3 @@ def test_cli_batch_trials_of_the_default_space_log_one_child_run_with_its_own_cu
         curves.append(tuple(m.value for m in history))
     assert len(set(curves)) == 8
     assert len({c.data.params["n_neurons"] for c in children}) == 8  # nothing pinned: the members differ
-
-
-def test_the_shared_update_rule_matches_the_per_member_kernels():
-    """The rule a GPU stack steps with (a dozen kernels for the whole stack) against torch.optim's fused
-    kernels per member (the CPU's way), for every optimiser family, with L1, L2 and AdamW's decay."""
-    import torch
-    from hpt_torch.stacked_optim import StackedOptimizer
-
-    members = [resolve(m) for m in SGD_MEMBERS + ADAM_MEMBERS + OTHER_MEMBERS]
-    k, size = len(members), 40
-    generator = torch.Generator().manual_seed(0)
-    start = torch.randn(k, size, generator=generator)
-    decay_mask = (torch.rand(k, size, generator=generator) > 0.3).float()
-    grads = [torch.randn(k, size, generator=generator) for _ in range(6)]
-    lr = torch.tensor([m["learning_rate"] for m in members]).unsqueeze(1)
-    finals = []
-    for per_member in (True, False):
-        flat, grad = start.clone(), torch.zeros(k, size)
-        zeros = torch.zeros(k, size)
-        opt = StackedOptimizer(members, decay_mask, zeros.clone(), zeros.clone(), torch.zeros(k), per_member)
-        for epoch in range(2):
-            opt.start_epoch(flat, grad, lr * (epoch + 1), [k, k, k])
-            for step in range(3):
-                grad.copy_(grads[3 * epoch + step])
-                opt.step(step)
-            opt.end_epoch()
-        finals.append(flat)
-    assert not torch.equal(finals[0], start)
-    torch.testing.assert_close(finals[0], finals[1], rtol=1e-5, atol=1e-6)
