@@ -31,6 +31,8 @@ MEMBERS = [  # depth, width, shape, activation, optimiser family, batch size, sc
     {**BASE, "activation": "leaky_relu", "optimizer": "rmsprop", "learning_rate": 0.003, "n_hidden": 3},
     {**BASE, "activation": "sigmoid", "optimizer": "adagrad", "learning_rate": 0.05, "warmup_epochs": 2},
     {**BASE, "activation": "relu", "optimizer": "adam", "learning_rate": 0.002, "lr_schedule": "cosine", "l1": 1e-4},
+    {**BASE, "activation": "tanh", "optimizer": "rmsprop", "learning_rate": 0.001, "l2": 1e-3, "init": "lecun"},
+    {**BASE, "activation": "relu", "optimizer": "adagrad", "learning_rate": 0.02, "l1": 1e-4, "n_neurons": 20},
 ]
 
 

@@ -184,10 +184,10 @@ def auto_batch_trials(device: str) -> int:
     trainer), and stacking K of them measured 1.01x to 1.17x the trials per minute of one at a time
     (benchmarks/population.py, default space, K = 4, 16, 64 on digits and on a 50,000-row set, 2-core
     CPU; significant only at K = 64 on digits). A batch also makes a model-based strategy propose K
-    trials before it learns from any of them. A small network's step alone on a CPU is
-    already mostly the arithmetic a stack must also do: benchmarks/stacking_ceiling.py bounds any
-    stacking's gain there at about 1.5x. On a GPU launches dominate a small network's step, so a large
-    stack is nearly free: 64 (not yet measured); Apple MPS in between."""
+    trials before it learns from any of them. A small network's step alone on a CPU is already mostly
+    the arithmetic a stack must also do: benchmarks/stacking_ceiling.py bounds any stacking's gain there
+    at about 1.5x. On a GPU launches dominate a small network's step, so a large stack is nearly free: 64
+    (not yet measured); Apple MPS in between."""
     if device in ("auto", ""):
         device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     return AUTO_BATCH_TRIALS.get(torch.device(device).type, AUTO_BATCH_TRIALS["cpu"])
