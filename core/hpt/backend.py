@@ -42,6 +42,8 @@ class TrialContext:
         checkpoint_dir: Path | None = None,
         metric: str = REPORTED,
         stop_rule: Callable[[int, Mapping[str, float]], bool] | None = None,
+        run_id: str | None = None,
+        tracking_uri: str | None = None,
     ) -> None:
         self.number = number
         self.budget = budget
@@ -50,6 +52,11 @@ class TrialContext:
         self.metric = metric
         self.reports: list[tuple[int, dict[str, float]]] = []
         self._stop_rule = stop_rule
+        self.run_id = run_id
+        """The trial's MLflow child run, when the backend asks for it (`Backend.needs_trial_run`) and the
+        study is tracked; what the evaluation logs there lands beside what hpt logs."""
+        self.tracking_uri = tracking_uri
+        """The store `run_id` lives in."""
 
     def report(self, step: int, metrics: Mapping[str, float] | float) -> None:
         """Record metrics at `step` (an epoch); they are logged to MLflow with that step."""
@@ -76,6 +83,9 @@ class Backend(ABC):
     metric: str = REPORTED
     """The reported metric the objective is measured on (what pruning compares), e.g. `valid_loss`."""
     direction: Direction = "minimize"
+    needs_trial_run: ClassVar[bool] = False
+    """Whether `evaluate` writes into the trial's MLflow run itself (a script that logs to MLflow): then a
+    tracked study creates the child run before the trial starts and passes it as `ctx.run_id`."""
 
     @property
     def directions(self) -> tuple[str, ...]:

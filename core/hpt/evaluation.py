@@ -30,6 +30,9 @@ class TrialTask:
     n_objectives: int = 1
     timeout: float | None = None
     stop_rule: Callable[[int, Mapping[str, float]], bool] | None = None
+    run_id: str | None = None
+    """The trial's MLflow run, for a backend that logs into it itself (`Backend.needs_trial_run`)."""
+    tracking_uri: str | None = None
 
 
 @dataclass
@@ -69,7 +72,14 @@ class BatchTask:
 
 def _context(backend: Backend, task: TrialTask) -> TrialContext:
     return TrialContext(
-        task.number, task.budget, task.seed, task.checkpoint_dir, metric=backend.metric, stop_rule=task.stop_rule
+        task.number,
+        task.budget,
+        task.seed,
+        task.checkpoint_dir,
+        metric=backend.metric,
+        stop_rule=task.stop_rule,
+        run_id=task.run_id,
+        tracking_uri=task.tracking_uri,
     )
 
 

@@ -290,6 +290,7 @@ class Study:
         return self.checkpoint_root / f"trial-{trial.number:04d}"
 
     def _task(self, trial: Trial) -> TrialTask:
+        tracker = self.tracker if self.backend.needs_trial_run else None
         return TrialTask(
             number=trial.number,
             params=trial.params,
@@ -299,6 +300,8 @@ class Study:
             n_objectives=len(self.directions),
             timeout=self.trial_timeout,
             stop_rule=self.pruner.rule(self.trials, self.backend.metric, self.directions[0]) if self.pruner else None,
+            run_id=tracker.trial_run_id(trial.number) if tracker else None,
+            tracking_uri=tracker.tracking_uri if tracker else None,
         )
 
     def _finish(self, trial: Trial, outcome: TrialOutcome) -> None:

@@ -340,8 +340,16 @@ class MlflowTracker(StudyObserver):
             return
         tags["mlflow.parentRunId"] = self.parent_run_id
         self._runs.add(trial.number)
-        self.writer.create(trial.number, self.experiment_id, f"trial-{trial.number:04d}", tags)
+        if study.backend.needs_trial_run:  # the evaluation logs into the run itself: create it now
+            run = self.client.create_run(self.experiment_id, tags=tags, run_name=f"trial-{trial.number:04d}")
+            self.writer.run_ids[trial.number] = run.info.run_id
+        else:
+            self.writer.create(trial.number, self.experiment_id, f"trial-{trial.number:04d}", tags)
         self.writer.log(trial.number, params=trial.params)
+
+    def trial_run_id(self, number: int) -> str | None:
+        """The MLflow run of trial `number`, once it exists (at once for a backend that `needs_trial_run`)."""
+        return self.writer.run_ids.get(number)
 
     def trial_finished(self, study: Study, trial: Trial) -> None:
         new_reports = trial.intermediate[self._steps_logged.get(trial.number, 0) :]
