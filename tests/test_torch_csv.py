@@ -59,3 +59,28 @@ def test_a_csv_with_text_columns_and_gaps_trains(tmp_path):
     params = {**backend.default_space().sample(np.random.default_rng(0)), "learning_rate": 1e-2, "n_hidden": 1}
     result = backend.evaluate(params, None, TrialContext(0, seed=0))
     assert result.metrics["best_valid_accuracy"] > 0.9  # colour decides the class: only its one-hot can tell
+
+
+def test_loading_a_csv_says_in_one_line_how_it_is_read(tmp_path, caplog):
+    path = shop_csv(tmp_path / "shop.csv")
+    with caplog.at_level("INFO", logger="hpt_torch.datasets"):
+        load_dataset(data=path, target="label")
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "hpt_torch.datasets"]
+    assert line == (
+        "shop.csv: 300 rows, 3 feature columns; target 'label': 2 text values, so classification; "
+        "text columns one-hot encoded: colour (3 values), shop (2 values); "
+        "missing numbers filled with the training median: weight (30)"
+    )
+    frame = pd.DataFrame({"x": np.arange(40.0), "gap": [None, "a"] * 20, "y": np.arange(40) % 4})
+    frame.to_csv(tmp_path / "codes.csv", index=False)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="hpt_torch.datasets"):
+        assert load_dataset(data=tmp_path / "codes.csv", target="y").task == "classification"
+        assert load_dataset(data=tmp_path / "codes.csv", target="y", task="regression").task == "regression"
+    assert [r.getMessage() for r in caplog.records] == [
+        "codes.csv: 40 rows, 2 feature columns; target 'y': 4 whole-number values, so classification "
+        "(--task regression reads them as numbers); text columns one-hot encoded: gap (1 value); "
+        "missing text encoded as no category: gap (20)",
+        "codes.csv: 40 rows, 2 feature columns; target 'y': regression (--task); text columns one-hot encoded: "
+        "gap (1 value); missing text encoded as no category: gap (20)",
+    ]

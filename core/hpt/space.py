@@ -34,6 +34,24 @@ def _number(value: Any, what: str) -> float:
         raise SpaceError(f"{what} must be a number, got {value!r}") from None
 
 
+_CONTROL = bytes([*range(0, 9), *range(14, 32)])
+"""Bytes that no YAML or TOML text holds (tab, newlines and form feed aside): a binary file has them."""
+
+
+def _text(data: bytes, path: Path) -> str:
+    """A space file's bytes as text; one line for a binary file or one that is not UTF-8."""
+    if any(byte in _CONTROL for byte in data[:4096]):
+        raise SpaceError(f"space file {str(path)!r} is a binary file; a space file is YAML or TOML text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise SpaceError(
+            f"space file {str(path)!r} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
+            f"convert it, e.g. from latin-1: iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}"
+        ) from None
+
+
 @dataclass(frozen=True)
 class Param:
     """Base of all parameter kinds. `when` maps a parent parameter to the values that activate this one."""
@@ -382,7 +400,7 @@ class Space(Mapping[str, Param]):
         """Read a space from a YAML (.yaml/.yml) or TOML (.toml) file."""
         path = Path(path)
         try:
-            text = path.read_text()
+            text = _text(path.read_bytes(), path)
         except OSError as exc:
             raise SpaceError(f"cannot read space file {str(path)!r}: {exc.strerror}") from None
         try:

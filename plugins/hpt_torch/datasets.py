@@ -8,6 +8,7 @@ training rows. What the backend keeps is numpy: it is pickled once per worker.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ from typing import Any
 import numpy as np
 from hpt.errors import DataError
 
-from hpt_torch.preprocessing import Preprocessor
+from hpt_torch.preprocessing import Preprocessor, is_categorical
+
+log = logging.getLogger(__name__)
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
@@ -32,6 +35,8 @@ DATASETS = (*BUNDLED, *SYNTHETIC)
 SYNTHETIC_ROWS = 1000
 MAX_CLASSES_FOR_NUMERIC_TARGET = 20
 MIN_ROWS = 20
+_CONTROL = bytes([*range(0, 9), *range(14, 32)])
+"""Bytes that CSV text never holds (tab, newlines and form feed aside): a binary file has them."""
 
 
 @dataclass
@@ -149,17 +154,65 @@ def _frame(x: np.ndarray) -> Any:
     return pd.DataFrame(x.astype(np.float32), columns=[f"x{i}" for i in range(x.shape[1])])
 
 
+def read_csv(path: str | Path) -> Any:
+    """A CSV file's rows as a DataFrame; one line naming the file and the fix for a missing file, a directory,
+    an empty file, one that is not UTF-8 text or not CSV, and a header that repeats a column name."""
+    import pandas as pd
+
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"data file {str(path)!r} is a directory; --data takes a CSV file")
+    if not path.is_file():
+        raise DataError(f"data file {str(path)!r} does not exist")
+    with path.open("rb") as file:
+        if any(byte in _CONTROL for byte in file.read(4096)):
+            raise DataError(f"data file {str(path)!r} is a binary file; --data takes a CSV text file")
+    try:
+        frame = pd.read_csv(path, encoding="utf-8")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"data file {str(path)!r} is empty") from None
+    except UnicodeDecodeError:
+        raise DataError(_not_utf8(path)) from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"data file {str(path)!r} is not a readable CSV: {str(exc).splitlines()[0]}") from None
+    repeated = _repeated_columns(path)
+    if repeated:
+        raise DataError(
+            f"data file {str(path)!r} repeats column name(s) {', '.join(map(repr, repeated))}; "
+            "give each column its own name"
+        )
+    return frame
+
+
+def _not_utf8(path: Path) -> str:
+    """What is wrong with a CSV file that is not UTF-8 (where, and the command that converts it)."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+        where = ""
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        where = f" (byte 0x{data[exc.start]:02x} on line {line})"
+    return (
+        f"data file {str(path)!r} is not UTF-8 text{where}; convert it, e.g. from latin-1: "
+        f"iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}"
+    )
+
+
+def _repeated_columns(path: Path) -> list[str]:
+    """The names that the CSV file's header gives to more than one column (pandas renames them `a.1`)."""
+    import csv
+    from collections import Counter
+
+    with path.open(newline="", encoding="utf-8-sig") as file:
+        header = next((row for row in csv.reader(file) if row), [])
+    return [name for name, n in Counter(header).items() if n > 1 and name.strip()]
+
+
 def _load_csv(path: Path, target: str, task: str | None) -> Dataset:
     import pandas as pd
 
-    if not path.is_file():
-        raise DataError(f"data file {str(path)!r} does not exist")
-    try:
-        frame = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise DataError(f"data file {str(path)!r} is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"data file {str(path)!r} is not a readable CSV: {str(exc).splitlines()[0]}") from None
+    frame = read_csv(path)
     if target not in frame.columns:
         raise DataError(
             f"target column {target!r} is not in {path.name}; its columns are {', '.join(map(str, frame.columns))}"
@@ -175,15 +228,55 @@ def _load_csv(path: Path, target: str, task: str | None) -> Dataset:
             f"target column {target!r} of {path.name} has {unlabelled} missing value(s); drop or fill those rows"
         )
     column = frame[target]
-    task = task or _infer_task(column)
-    if task == CLASSIFICATION:
-        classes, y = np.unique(column.to_numpy(), return_inverse=True)
-        return Dataset(path.stem, task, features, y.astype(np.int64), classes.tolist())
-    if task != REGRESSION:
-        raise DataError(f"unknown task {task!r}; use {CLASSIFICATION} or {REGRESSION}")
-    if not pd.api.types.is_numeric_dtype(column):
+    chosen = task or _infer_task(column)
+    if chosen not in (CLASSIFICATION, REGRESSION):
+        raise DataError(f"unknown task {chosen!r}; use {CLASSIFICATION} or {REGRESSION}")
+    if chosen == REGRESSION and not pd.api.types.is_numeric_dtype(column):
         raise DataError(f"target column {target!r} is not numeric, so it cannot be a regression target")
-    return Dataset(path.stem, task, features, column.to_numpy(dtype=np.float32))
+    log.info("%s", describe_csv(path.name, frame, target, chosen, forced=task is not None))
+    if chosen == CLASSIFICATION:
+        classes, y = np.unique(column.to_numpy(), return_inverse=True)
+        return Dataset(path.stem, chosen, features, y.astype(np.int64), classes.tolist())
+    return Dataset(path.stem, chosen, features, column.to_numpy(dtype=np.float32))
+
+
+def describe_csv(name: str, frame: Any, target: str, task: str, forced: bool = False) -> str:
+    """One line on how a CSV file is read: the task and why, the text columns one-hot encoded, the gaps filled."""
+    import pandas as pd
+
+    column = frame[target]
+    distinct = column.nunique()
+    if forced:
+        why = f"{task} (--task)"
+    elif pd.api.types.is_bool_dtype(column):
+        why = f"true/false values, so {task}"
+    elif not pd.api.types.is_numeric_dtype(column):
+        why = f"{distinct} text values, so {task}"
+    elif task == CLASSIFICATION:
+        why = f"{distinct} whole-number values, so {task} (--task regression reads them as numbers)"
+    else:
+        why = f"{distinct} distinct numbers, so {task} (--task classification reads them as classes)"
+    features = frame.drop(columns=[target])
+    text = [str(c) for c in features.columns if is_categorical(features[c])]
+    gaps = {str(c): int(n) for c, n in features.isna().sum().items() if n}
+    numeric_gaps = [f"{c} ({n})" for c, n in gaps.items() if c not in text]
+    text_gaps = [f"{c} ({n})" for c, n in gaps.items() if c in text]
+    parts = [
+        f"{name}: {_count(len(frame), 'row')}, {_count(features.shape[1], 'feature column')}; target {target!r}: {why}"
+    ]
+    encoded = ", ".join(f"{c} ({_count(features[c].nunique(), 'value')})" for c in text)
+    parts.append(f"text columns one-hot encoded: {encoded}" if text else "no text columns")
+    if numeric_gaps:
+        parts.append(f"missing numbers filled with the training median: {', '.join(numeric_gaps)}")
+    if text_gaps:
+        parts.append(f"missing text encoded as no category: {', '.join(text_gaps)}")
+    if not gaps:
+        parts.append("no missing values")
+    return "; ".join(parts)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _infer_task(column) -> str:
