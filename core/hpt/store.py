@@ -11,20 +11,27 @@ STUDY_TAG = "hpt.strategy"
 """Every study's parent run has it; trial runs and comparison runs do not."""
 
 
-def study_runs(tracking_uri: str | None, experiment: str) -> list[Any]:
-    """The parent runs of the studies in `experiment`, newest first; one clear line for an unknown experiment."""
+def study_runs(tracking_uri: str | None, experiment: str | None = None) -> list[Any]:
+    """The parent runs of the studies in `experiment` (in every experiment when None), newest first; one clear
+    line for an unknown experiment, naming the experiments there are."""
     from hpt.tracking import make_client
 
     client = make_client(tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        raise HptError(
-            f"no experiment {experiment!r} in {client.tracking_uri}; run `hpt run` first or pass --experiment"
-        )
+    if experiment is None:
+        ids = [e.experiment_id for e in _experiments(client)]
+    else:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            names = ", ".join(repr(e.name) for e in _experiments(client)) or "none"
+            raise HptError(
+                f"no experiment {experiment!r} in {client.tracking_uri} (its experiments: {names}); "
+                "pass one of them as --experiment, or run `hpt run` first"
+            )
+        ids = [found.experiment_id]
     runs, token = [], None
-    while True:
+    while ids:
         page = client.search_runs(
-            [found.experiment_id],
+            ids,
             f"tags.`{STUDY_TAG}` != ''",
             order_by=["attributes.start_time DESC"],
             max_results=1000,
@@ -33,7 +40,25 @@ def study_runs(tracking_uri: str | None, experiment: str) -> list[Any]:
         runs += [run for run in page if "mlflow.parentRunId" not in run.data.tags]
         token = page.token
         if not token:
-            return runs
+            break
+    return runs
+
+
+def experiment_names(tracking_uri: str | None) -> dict[str, str]:
+    """The store's experiments (deleted ones aside): id -> name."""
+    from hpt.tracking import make_client
+
+    return {e.experiment_id: e.name for e in _experiments(make_client(tracking_uri))}
+
+
+def _experiments(client: Any) -> list[Any]:
+    found, token = [], None
+    while True:
+        page = client.search_experiments(max_results=1000, page_token=token)
+        found += list(page)
+        token = page.token
+        if not token:
+            return found
 
 
 def newest_study_run_id(tracking_uri: str | None, experiment: str = "hpt") -> str:
@@ -44,4 +69,4 @@ def newest_study_run_id(tracking_uri: str | None, experiment: str = "hpt") -> st
     return runs[0].info.run_id
 
 
-__all__ = ["STUDY_TAG", "newest_study_run_id", "study_runs"]
+__all__ = ["STUDY_TAG", "experiment_names", "newest_study_run_id", "study_runs"]

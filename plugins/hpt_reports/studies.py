@@ -1,6 +1,6 @@
 """`hpt studies`: the studies of a store at a glance, newest first (one parent run per study).
 
-hpt studies                          # the `hpt` experiment of ./mlflow.db
+hpt studies                          # every experiment of ./mlflow.db
 hpt studies --experiment tuning --json
 """
 
@@ -13,18 +13,33 @@ from typing import Any
 
 import click
 from hpt.cli_options import guard
-from hpt.store import study_runs
+from hpt.store import experiment_names, study_runs
 
-COLUMNS = ("run_id", "name", "strategy", "backend", "dataset", "trials", "best", "status", "start", "duration")
+COLUMNS = (
+    "run_id",
+    "experiment",
+    "name",
+    "strategy",
+    "backend",
+    "dataset",
+    "trials",
+    "best",
+    "status",
+    "start",
+    "duration",
+)
+ELAPSED_TAG = "hpt.elapsed_s"
+"""Seconds a study ran, summed over its resumes (the time it was stopped left out)."""
 
 
-def summarise(run: Any) -> dict[str, Any]:
-    """One study's row: ids, plugins, trials by state, best value, status, start time and duration (seconds)."""
+def summarise(run: Any, experiment: str | None = None) -> dict[str, Any]:
+    """One study's row: ids, its experiment, plugins, trials by state, best value, status, start time and
+    duration (seconds)."""
     tags, info = run.data.tags, run.info
     counts = json.loads(tags["hpt.counts"]) if "hpt.counts" in tags else None
-    end = info.end_time or (None if info.status != "RUNNING" else int(time.time() * 1000))
     return {
         "run_id": info.run_id,
+        "experiment": experiment,
         "name": info.run_name,
         "strategy": tags.get("hpt.strategy"),
         "backend": tags.get("hpt.backend"),
@@ -34,10 +49,21 @@ def summarise(run: Any) -> dict[str, Any]:
         "direction": tags.get("hpt.direction"),
         "status": info.status,
         "start": datetime.fromtimestamp(info.start_time / 1000).isoformat(timespec="seconds"),
-        "duration": None if end is None else round((end - info.start_time) / 1000, 1),
+        "duration": duration(run),
         "warm_start": tags.get("hpt.warm_start"),
         "model": "hpt.model" in tags,
     }
+
+
+def duration(run: Any) -> float | None:
+    """Seconds the study ran: the `hpt.elapsed_s` tag of a study that is not running (a resumed study's time
+    stopped left out), else from its start to its end (or to now while it runs)."""
+    info = run.info
+    elapsed = run.data.tags.get(ELAPSED_TAG)
+    if elapsed and info.status != "RUNNING":
+        return round(float(elapsed), 1)
+    end = info.end_time or (None if info.status != "RUNNING" else int(time.time() * 1000))
+    return None if end is None else round((end - info.start_time) / 1000, 1)
 
 
 def _cell(key: str, value: Any) -> str:
@@ -62,25 +88,28 @@ def table_text(rows: list[dict[str, Any]]) -> str:
 
 
 @click.command()
-@click.option("--experiment", default="hpt", show_default=True, help="MLflow experiment of the studies.")
+@click.option("--experiment", help="Only the studies of this MLflow experiment (default: every experiment).")
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: ./mlflow.db).")
 @click.option("--json", "as_json", is_flag=True, help="Print the studies as JSON.")
 @guard
-def studies(experiment: str, tracking_uri: str | None, as_json: bool) -> None:
-    """List the studies of an experiment, newest first: run id, name, strategy, backend and dataset,
+def studies(experiment: str | None, tracking_uri: str | None, as_json: bool) -> None:
+    """List the studies of a store, newest first: run id, experiment, name, strategy, backend and dataset,
     trials by state, best value, status, start time and duration.
 
     \b
     hpt studies
     hpt studies --experiment hpt-compare --json
     """
-    rows = [summarise(run) for run in study_runs(tracking_uri, experiment)]
+    runs = study_runs(tracking_uri, experiment)
+    names = experiment_names(tracking_uri)
+    rows = [summarise(run, names.get(run.info.experiment_id)) for run in runs]
     if as_json:
         click.echo(json.dumps({"experiment": experiment, "studies": rows}))
     elif not rows:
-        click.echo(f"experiment {experiment!r} holds no study yet")
+        where = f"experiment {experiment!r}" if experiment else "the store"
+        click.echo(f"{where} holds no study yet; run `hpt run` first")
     else:
         click.echo(table_text(rows))
 
 
-__all__ = ["studies", "summarise"]
+__all__ = ["duration", "studies", "summarise"]
