@@ -1,7 +1,7 @@
 """`auto`: the default strategy. It picks a search method from the space and the objective count.
 
 - Two or more objectives: NSGA-II (`nsga2`, from the deap plugin), random search without it.
-- One objective: Bayesian optimisation with hpt's own Gaussian process (`hpt_auto.gp`), the best
+- One objective: Bayesian optimisation with hpt's own Gaussian process, the best
   model-based method of the quality suite (`benchmarks/quality.py`) at 15 and 30 trials and the
   cheapest to ask (`model=skopt` uses the skopt strategy instead; `model=auto` uses it for the first
   `switch_after` trials, then hands over to the GP, which is told every trial from the start):
@@ -16,6 +16,10 @@
     values (each categorical's other choices tried on the winner);
   - pending trials are told the best loss so far (a constant liar), so parallel asks spread out.
 
+The parts, each in its own module: `search_space` (params <-> model inputs), `transform` (losses -> targets),
+`prior` and `gp` (the model), `acquisition` (log EI), `optim` (maximising it). Other strategies (skopt,
+NSGA-II, random) are created through the plugin registry.
+
 Resume: the random stream of each ask is derived from (seed, trials told, trials pending), and the
 design point from the number of trials asked, so a study replayed through `tell` proposes what it would
 have proposed had it never stopped; a configuration already finished or pending is never proposed again.
@@ -26,74 +30,20 @@ from __future__ import annotations
 import importlib.util
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from hpt.errors import PluginError
-from hpt.space import Categorical, Fixed, Params, Space
+from hpt.space import Params, Space
 from hpt.strategy import Strategy
 from hpt.trial import Suggestion, Trial
 
+from hpt_auto.acquisition import log_ei
+from hpt_auto.gp import GaussianProcess
+from hpt_auto.optim import candidates, refine, snap
+from hpt_auto.search_space import Encoding, key
+from hpt_auto.transform import targets
+
 MODELS = ("auto", "skopt", "gp")
-
-
-def _key(params: Params) -> str:
-    return repr(sorted(params.items()))
-
-
-class Encoding:
-    """Params <-> model inputs: one column per numeric parameter (its unit-cube code), one per choice of a
-    categorical (one-hot)."""
-
-    def __init__(self, space: Space) -> None:
-        self.space = space
-        self.names = [n for n, p in space.items() if not isinstance(p, Fixed)]
-        self.slices: dict[str, slice] = {}
-        start = 0
-        for name in self.names:
-            width = len(space[name].choices) if isinstance(space[name], Categorical) else 1
-            self.slices[name] = slice(start, start + width)
-            start += width
-        self.width = start
-        self.numeric = np.array([not isinstance(space[n], Categorical) for n in self.names])
-        self.numeric_columns = np.array(
-            [self.slices[n].start for n in self.names if not isinstance(space[n], Categorical)], dtype=int
-        )
-
-    def encode(self, params: Params) -> np.ndarray:
-        row = np.zeros(self.width)
-        for name in self.names:
-            param, where = self.space[name], self.slices[name]
-            if isinstance(param, Categorical):
-                if name in params:
-                    row[where.start + param.choices.index(param.validate(params[name]))] = 1.0
-                else:
-                    row[where] = 1.0 / len(param.choices)  # inactive: the same constant for every trial
-            else:
-                row[where.start] = param.encode(params[name]) if name in params else 0.5
-        return row
-
-    def decode(self, row: np.ndarray) -> Params:
-        units = []
-        for name in self.names:
-            param, where = self.space[name], self.slices[name]
-            if isinstance(param, Categorical):
-                units.append((int(np.argmax(row[where])) + 0.5) / len(param.choices))
-            else:
-                units.append(float(np.clip(row[where.start], 0.0, 1.0)))
-        return self.space.decode(units)
-
-    def from_units(self, units: np.ndarray) -> np.ndarray:
-        """Rows for points of [0, 1]^(parameters) (a design or random candidates)."""
-        rows = np.zeros((len(units), self.width))
-        for j, name in enumerate(self.names):
-            param, where = self.space[name], self.slices[name]
-            if isinstance(param, Categorical):
-                k = len(param.choices)
-                rows[np.arange(len(units)), where.start + np.minimum((units[:, j] * k).astype(int), k - 1)] = 1.0
-            else:
-                rows[:, where.start] = units[:, j]
-        return rows
 
 
 class AutoStrategy(Strategy):
@@ -165,9 +115,9 @@ class AutoStrategy(Strategy):
         self._fit: tuple[int, np.ndarray] | None = None  # (trials fitted on, GP hyperparameters)
         self.skopt: Strategy | None = None  # told every trial; asked while it leads
         if model == "skopt" or (model == "auto" and importlib.util.find_spec("skopt") is not None):
-            from hpt_skopt.strategy import SkoptStrategy
+            from hpt.plugins import registry
 
-            self.skopt = SkoptStrategy(space, directions=directions, seed=seed)
+            self.skopt = registry().create("strategy", "skopt", space, directions=directions, seed=seed)
         self.model = model
 
     @property
@@ -184,13 +134,13 @@ class AutoStrategy(Strategy):
             return
         if self.skopt is not None and (self.model == "skopt" or len(self.y) < self.switch_after):
             self.skopt.tell(trial)
-        key = _key(trial.params)
-        waiting = self.pending.get(key)
+        k = key(trial.params)
+        waiting = self.pending.get(k)
         if waiting:
             waiting.pop()
             if not waiting:
-                del self.pending[key]
-        self.finished.add(key)
+                del self.pending[k]
+        self.finished.add(k)
         self.x.append(self.encoding.encode(trial.params))
         self.y.append(self.loss(trial))
 
@@ -200,7 +150,7 @@ class AutoStrategy(Strategy):
         if self.method == "skopt":
             suggestions = self.skopt.ask(n)
             for s in suggestions:  # the GP learns of them too, for when it takes over
-                self.pending.setdefault(_key(s.params), []).append(self.encoding.encode(s.params))
+                self.pending.setdefault(key(s.params), []).append(self.encoding.encode(s.params))
             return suggestions
         import torch
         from threadpoolctl import threadpool_limits
@@ -223,14 +173,14 @@ class AutoStrategy(Strategy):
             params = self._design(len(self.y) + n_pending, rng)
         else:
             params = self._from_model(rng)
-        key = _key(params)
-        self.pending.setdefault(key, []).append(self.encoding.encode(params))
+        k = key(params)
+        self.pending.setdefault(k, []).append(self.encoding.encode(params))
         self.asked += 1
         return Suggestion(params)
 
     def _unseen(self, params: Params) -> bool:
-        key = _key(params)
-        return key not in self.finished and key not in self.pending
+        k = key(params)
+        return k not in self.finished and k not in self.pending
 
     def _design(self, index: int, rng: np.random.Generator) -> Params:
         from scipy.stats import qmc
@@ -248,42 +198,22 @@ class AutoStrategy(Strategy):
                 return params
         return params  # a space with fewer configurations than trials: repeats are unavoidable
 
-    def _targets(self, values: list[float | None]) -> np.ndarray:
-        """Losses as the model sees them: failures at the worst loss, then (with `warp`) a Yeo-Johnson power
-        transform fitted by maximum likelihood, which is near the identity on well-spread losses and near a
-        log on heavy-tailed ones (a few diverged runs)."""
-        from scipy.stats import yeojohnson
-
-        worst = max((v for v in values if v is not None), default=0.0)
-        y = np.array([worst if v is None else v for v in values], dtype=float)
-        y = (y - y.mean()) / (y.std() or 1.0)
-        if self.warp and np.ptp(y) > 0:
-            with np.errstate(all="ignore"):
-                warped = yeojohnson(y)[0]
-            if np.all(np.isfinite(warped)):
-                y = warped
-        return (y - y.mean()) / (y.std() or 1.0)
-
     def _hyperparameters(self, x: np.ndarray) -> np.ndarray:
         """The GP's hyperparameters, fitted on the first `fit_size(n)` trials: every trial up to 60, then
         refitted each time the trials grow by 5 % (the fit is most of an ask's cost at hundreds of trials).
         Fitted on a prefix, from the prior's centre: the same trials give the same model, resumed or not."""
-        from hpt_auto.gp import GaussianProcess
-
         m = fit_size(len(self.y))
         if self._fit is None or self._fit[0] != m:
             model = GaussianProcess(x.shape[1], dim_scaled=self.dim_scaled)
-            model.fit(x[:m], self._targets(self.y[:m]), maxiter=100 if m <= 100 else 50)
+            model.fit(x[:m], targets(self.y[:m], self.warp), maxiter=100 if m <= 100 else 50)
             self._fit = (m, model.theta)
         return self._fit[1]
 
     def _from_model(self, rng: np.random.Generator) -> Params:
         import torch
 
-        from hpt_auto.gp import GaussianProcess, log_ei
-
         x = np.vstack(self.x)
-        z = self._targets(self.y)
+        z = targets(self.y, self.warp)
         best = float(z.min())
         gp = GaussianProcess(x.shape[1], dim_scaled=self.dim_scaled)
         gp.theta = self._hyperparameters(x)
@@ -294,91 +224,20 @@ class AutoStrategy(Strategy):
             with torch.no_grad():
                 return log_ei(gp, torch.as_tensor(rows, dtype=torch.float64), best).numpy()
 
-        candidates = self._candidates(rng, x, z)
-        scores = acquisition(candidates)
-        starts = np.vstack([candidates[np.argsort(-scores)[: self.n_refine]], x[int(np.argmin(z))]])
-        refined = self._refine(gp, best, starts)  # the incumbent too: exploitation
-        finals = [self._snap(row, acquisition) for row in refined]
+        pool = candidates(self.encoding, rng, x, z, self.n_candidates)
+        scores = acquisition(pool)
+        starts = np.vstack([pool[np.argsort(-scores)[: self.n_refine]], x[int(np.argmin(z))]])
+        refined = refine(gp, best, starts, self.encoding.numeric_columns)  # the incumbent too: exploitation
+        finals = [snap(self.encoding, row, acquisition) for row in refined]
         finals.sort(key=lambda pair: -pair[1])
         for params, _ in finals:
             if self._unseen(params):
                 return params
         for i in np.argsort(-scores):
-            params = self.encoding.decode(candidates[i])
+            params = self.encoding.decode(pool[i])
             if self._unseen(params):
                 return params
         return self._random_unseen(rng)
-
-    def _candidates(self, rng: np.random.Generator, x: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """Uniform candidates, and perturbations of the best points seen (local search around the incumbents)."""
-        n_local = self.n_candidates // 2
-        uniform = self.encoding.from_units(rng.random((self.n_candidates - n_local, len(self.encoding.names))))
-        top = x[np.argsort(z)[: min(5, len(z))]]
-        local = top[rng.integers(len(top), size=n_local)].copy()
-        cols = self.encoding.numeric_columns
-        scale = rng.choice([0.01, 0.05, 0.2], size=(n_local, 1))
-        local[:, cols] = np.clip(local[:, cols] + scale * rng.normal(size=(n_local, len(cols))), 0.0, 1.0)
-        for name in self.encoding.names:  # each categorical resampled with probability 1 / parameters
-            param, where = self.space[name], self.encoding.slices[name]
-            if isinstance(param, Categorical):
-                flip = rng.random(n_local) < 1.0 / len(self.encoding.names)
-                local[flip, where] = 0.0
-                local[np.flatnonzero(flip), where.start + rng.integers(len(param.choices), size=int(flip.sum()))] = 1.0
-        return np.vstack([uniform, local])
-
-    def _refine(self, gp: Any, best: float, rows: np.ndarray) -> np.ndarray:
-        """L-BFGS-B on the numeric coordinates of the start rows at once (their log EIs summed: each row's
-        gradient is its own), the categoricals held; one batched model call per step instead of one per row."""
-        import torch
-        from scipy.optimize import minimize
-
-        from hpt_auto.gp import log_ei
-
-        cols = self.encoding.numeric_columns
-        if len(cols) == 0:
-            return rows
-        base = torch.as_tensor(rows, dtype=torch.float64)
-
-        def objective(u: np.ndarray) -> tuple[float, np.ndarray]:
-            t = torch.tensor(u.reshape(len(rows), len(cols)), dtype=torch.float64, requires_grad=True)
-            full = base.clone()
-            full[:, cols] = t
-            value = -log_ei(gp, full, best).sum()
-            value.backward()
-            return float(value.detach()), np.nan_to_num(t.grad.numpy().ravel())
-
-        start = rows[:, cols].ravel()
-        result = minimize(
-            objective, start, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * len(start), options={"maxiter": 50}
-        )
-        out = rows.copy()
-        if np.all(np.isfinite(result.x)):
-            out[:, cols] = result.x.reshape(len(rows), len(cols))
-        return out
-
-    def _snap(self, row: np.ndarray, acquisition: Any) -> tuple[Params, float]:
-        """Valid params for a refined row, with each categorical's other choices tried on it."""
-        params = self.encoding.decode(row)
-        best_row = self.encoding.encode(params)
-        best_score = float(acquisition(best_row[None])[0])
-        for name in self.encoding.names:
-            param = self.space[name]
-            if not isinstance(param, Categorical) or name not in params:
-                continue
-            options = []
-            for choice in param.choices:
-                trial = dict(params, **{name: choice})
-                options.append((self.space.decode(self._units(trial)), choice))
-            rows = np.vstack([self.encoding.encode(p) for p, _ in options])
-            scores = acquisition(rows)
-            i = int(np.argmax(scores))
-            if scores[i] > best_score:
-                params, best_row, best_score = options[i][0], rows[i], float(scores[i])
-        return params, best_score
-
-    def _units(self, params: Params) -> list[float]:
-        """The unit-cube point of params with inactive parameters at mid-range (to re-apply conditions)."""
-        return [self.space[n].encode(params[n]) if n in params else 0.5 for n in self.encoding.names]
 
 
 def fit_size(n: int) -> int:
