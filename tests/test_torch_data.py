@@ -1,4 +1,8 @@
-"""Datasets of the mlp backend: loading, clear errors on bad input, splits and standardisation."""
+"""Datasets of the mlp backend: loading, clear errors on bad input, splits and standardisation; the package's
+estimators."""
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -96,3 +100,21 @@ def test_unknown_dataset_and_missing_file_are_data_errors(tmp_path):
         MLPBackend(data=str(tmp_path / "nope.csv"), target="y")
     with pytest.raises(DataError, match="needs --target"):
         MLPBackend(data=str(tmp_path / "nope.csv"))
+
+
+def test_the_estimators_come_from_the_package_and_torch_loads_only_then():
+    """`from hpt_torch import MLPClassifier` as the docs write it; `import hpt_torch` alone stays cheap."""
+    code = (
+        "import sys, hpt_torch\n"
+        "assert 'torch' not in sys.modules and 'hpt_torch.estimators' not in sys.modules\n"
+        "from hpt_torch import MLPClassifier, MLPRegressor\n"
+        "from hpt_torch.estimators import MLPClassifier as C, MLPRegressor as R\n"
+        "assert (MLPClassifier, MLPRegressor) == (C, R) and 'torch' in sys.modules\n"
+        "try:\n"
+        "    from hpt_torch import MLPNope\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("cannot import name 'MLPNope' from 'hpt_torch'")
