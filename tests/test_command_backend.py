@@ -229,3 +229,120 @@ def test_the_backend_is_registered_picklable_and_rebuilt_from_its_options(tmp_pa
         clone.options() == backend.options() == {"command": "python t.py {x}", "metric": "acc", "direction": "maximize"}
     )
     assert CommandBackend(**backend.options()).options() == backend.options()
+
+
+HANGS = """
+    import json, os, subprocess, sys, time
+    child = subprocess.Popen(["sleep", "120"])
+    json.dump([os.getpid(), child.pid], open(f"pids-{sys.argv[1]}.json", "w"))
+    time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_hung_script_is_stopped_by_the_trial_timeout_with_all_it_started(tmp_path: Path, workers: int):
+    train = script(tmp_path, "train.py", HANGS)
+    backend = CommandBackend(command=f"{PY} {train} {{trial}}", metric="loss", grace=1, cwd=str(tmp_path))
+    study = hpt.optimize(backend, SPACE, trials=workers, seed=0, workers=workers, trial_timeout=2)
+    assert [t.state for t in study.trials] == [TrialState.FAILED] * workers
+    assert all("timed out after 2 s" in t.error for t in study.trials)
+    pids = [pid for path in tmp_path.glob("pids-*.json") for pid in json.loads(path.read_text())]
+    assert len(pids) == 2 * workers
+    assert wait_gone(pids) == []
+
+
+def test_hyperband_passes_budgets_and_promoted_trials_continue_from_their_checkpoints(tmp_path: Path):
+    train = script(
+        tmp_path,
+        "train.py",
+        """
+        import argparse, json, os
+        p = argparse.ArgumentParser()
+        p.add_argument("--x", type=float)
+        p.add_argument("--epochs", type=int)
+        p.add_argument("--ckpt")
+        a = p.parse_args()
+        state = os.path.join(a.ckpt, "state.json")
+        start = json.load(open(state))["epochs"] if os.path.exists(state) else 0
+        with open(os.path.join(a.ckpt, "starts.txt"), "a") as log:
+            log.write(f"{start}\\n")
+        for epoch in range(start, a.epochs):
+            print(json.dumps({"step": epoch, "loss": (a.x - 1) ** 2 + 1 / (epoch + 1)}))
+        json.dump({"epochs": a.epochs}, open(state, "w"))
+        """,
+    )
+    backend = CommandBackend(
+        command=f"{PY} {train} --x {{x}} --epochs {{budget}} --ckpt {{checkpoint_dir}}", metric="loss"
+    )
+    study = hpt.optimize(
+        backend,
+        {"x": hpt.Float(-2.0, 2.0)},
+        strategy="hyperband",
+        strategy_options={"min_budget": 1, "max_budget": 9, "eta": 3},
+        trials=9,
+        seed=0,
+        checkpoint_root=str(tmp_path / "checkpoints"),
+    )
+    promoted = [t for t in study.trials if len(t.budget_history) > 1]
+    assert promoted and all(t.state is TrialState.COMPLETE for t in study.trials)
+    for trial in promoted:
+        starts = (tmp_path / "checkpoints" / f"trial-{trial.number:04d}" / "starts.txt").read_text().split()
+        assert [int(s) for s in starts] == [0, *map(int, trial.budget_history[:-1])]
+        steps = [step for step, _ in trial.intermediate]
+        assert steps == list(range(int(trial.budget_history[-1])))  # each epoch once, across its budgets
+
+
+LOGS_TO_MLFLOW = """
+    import json, os, sys, time
+    import mlflow
+    x = float(sys.argv[1])
+    json.dump([os.getpid()], open(f"pids-{sys.argv[2]}.json", "w"))
+    mlflow.log_param("script_param", "hello")
+    mlflow.set_tag("from_script", "yes")
+    print("plain output")
+    print("a warning", file=sys.stderr)
+    for step in range(int(sys.argv[3])):
+        mlflow.log_metric("val_loss", (x - 1) ** 2 + 1 / (step + 1), step=step)
+        time.sleep(float(sys.argv[4]))
+"""
+
+
+def test_a_script_logging_to_mlflow_writes_into_its_trials_child_run(tmp_path: Path, store: str):
+    from conftest import child_runs
+    from mlflow.tracking import MlflowClient
+
+    train = script(tmp_path, "train.py", LOGS_TO_MLFLOW)
+    backend = CommandBackend(command=f"{PY} {train} {{x}} {{trial}} 3 0", metric="val_loss", cwd=str(tmp_path))
+    study = hpt.create_study(backend, {"x": hpt.Float(-2.0, 2.0)}, tracking=store, seed=0)
+    study.optimize(2)
+    client = MlflowClient(store)
+    runs = {int(r.data.tags["hpt.trial"]): r for r in child_runs(store, study.tracker.parent_run_id)}
+    assert sorted(runs) == [0, 1]
+    for trial in study.trials:
+        run = runs[trial.number]
+        assert trial.state is TrialState.COMPLETE
+        assert trial.value == pytest.approx((trial.params["x"] - 1) ** 2 + 1 / 3)  # the last value logged
+        assert [step for step, _ in trial.intermediate] == [0, 1, 2]
+        assert run.data.params["script_param"] == "hello" and run.data.tags["from_script"] == "yes"
+        assert float(run.data.params["x"]) == pytest.approx(trial.params["x"])
+        assert {m.step for m in client.get_metric_history(run.info.run_id, "val_loss")} == {0, 1, 2}
+        logs = Path(client.download_artifacts(run.info.run_id, "logs", str(tmp_path / f"logs-{trial.number}")))
+        assert "plain output" in (logs / "stdout.txt").read_text()
+        assert "a warning" in (logs / "stderr.txt").read_text()
+
+
+def test_pruning_on_what_the_script_logs_to_mlflow_stops_it(tmp_path: Path, store: str):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(store)
+    run_id = client.create_run(client.create_experiment("e")).info.run_id
+    train = script(tmp_path, "train.py", LOGS_TO_MLFLOW)
+    backend = CommandBackend(
+        command=f"{PY} {train} 1.0 0 200 0.1", metric="val_loss", cwd=str(tmp_path), poll_interval=0.2, grace=1
+    )
+    ctx = TrialContext(0, stop_rule=lambda step, metrics: step >= 2, run_id=run_id, tracking_uri=store)
+    with pytest.raises(TrialPruned):
+        backend.evaluate({}, None, ctx)
+    steps = [step for step, _ in ctx.reports]
+    assert steps[:3] == [0, 1, 2] and steps[-1] < 199
+    assert wait_gone(json.loads((tmp_path / "pids-0.json").read_text())) == []
