@@ -1,5 +1,5 @@
 """Shared fixtures: every test runs in its own working directory, so MLflow's default store
-(./mlflow.db) and artifacts never land in the repository."""
+(./mlflow.db), artifacts and study journals never land in the repository or the home folder."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def _workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _empty_store: Path
     shutil.copy(_empty_store, tmp_path / "mlflow.db")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("HPT_HOME", str(tmp_path / "hpt-home"))  # journals of this test's studies
     return tmp_path
 
 

@@ -103,7 +103,8 @@ def test_resume_and_best(tmp_path):
     best = run_cli("best", first["parent_run_id"], "--json")
     assert best.returncode == 0 and json.loads(best.stdout)["value"] == resumed["best_value"]
     text = run_cli("best", first["parent_run_id"]).stdout
-    assert text.startswith(f"best trial {resumed['best_trial']}: ")
+    assert text.splitlines()[0].startswith(f"study {resumed['study']} ")
+    assert text.splitlines()[1].startswith(f"best trial {resumed['best_trial']}: value ")
 
 
 def test_multi_objective_best_prints_the_pareto_front():
@@ -137,5 +138,5 @@ def test_resume_says_trials_is_the_new_total(tmp_path):
     first = cli_json("run", "--strategy", "random", *BRANIN, "--trials", "3")
     resumed = run_cli("run", "--resume", first["parent_run_id"], "--trials", "5", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming {first['study']}: 3 trials done, 2 to run (--trials 5 is the new total)" in resumed.stderr
+    assert f"resuming {first['study']}: 3 trials done, 2 to run, 5 in all (--trials sets the total)" in resumed.stderr
     assert "5 complete" in resumed.stdout

@@ -35,7 +35,7 @@ def test_parent_and_child_runs_follow_the_layout(store):
     assert client.get_experiment(parent.info.experiment_id).name == "exp"
     assert parent.data.tags["hpt.best_trial"] == str(study.best_trial.number)
     best_curve = client.get_metric_history(parent.info.run_id, "best_objective")
-    assert [m.step for m in best_curve] == list(range(12))
+    assert [m.step for m in best_curve] == list(range(1, 13))  # stepped by finished evaluations
     assert [m.value for m in best_curve] == sorted((m.value for m in best_curve), reverse=True)
     assert best_curve[-1].value == pytest.approx(study.best_value)
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}

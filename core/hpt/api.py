@@ -16,6 +16,7 @@ from hpt.pruners import make_pruner
 from hpt.space import Space, as_space
 from hpt.strategy import Strategy
 from hpt.study import Study
+from hpt.trial import NOT_COUNTED, Trial
 
 if TYPE_CHECKING:
     from hpt.tracking import StudyRecord
@@ -155,35 +156,50 @@ def optimize(
     return study.optimize(trials, timeout)
 
 
-def resume_study(run_id: str, tracking_uri: str | None = None, **changes: Any) -> tuple[Study, int | None]:
-    """Rebuild a tracked study from MLflow and return it with the number of trials still to run.
+def resume_study(
+    run_id: str, tracking_uri: str | None = None, *, force: bool = False, **changes: Any
+) -> tuple[Study, int | None]:
+    """Rebuild a tracked study from MLflow (and this machine's journal of it) and return it with the number
+    of trials still to run.
 
     `changes` replace settings of the logged configuration (`trials` is the new total, counting the
     trials the study already has). Finished trials are replayed through the strategy; trials that were
-    running when the study stopped are queued to run again.
+    running when the study stopped are queued to run again. The study is taken first: one line if another
+    live process runs it (`force` takes over its lease).
     """
-    from hpt.tracking import load_study
+    from hpt.tracking import acquire, load_study
 
-    record = load_study(run_id, tracking_uri)
-    logged = record.config
-    changes = {k: v for k, v in changes.items() if v is not None}
-    observers = changes.pop("observers", ())
-    config = logged.replace(
-        tracking_uri=tracking_uri or logged.tracking_uri,
-        checkpoint_root=_surviving(logged.checkpoint_root),
-        warm_start=None,  # the strategy relearns from the study's own trials
-        **changes,
-    )
-    study = create_study(
-        config.backend, record.space, config=config, resume=record, observers=observers, clean_checkpoints=True
-    )
+    _, journal = acquire(run_id, tracking_uri, force)
+    try:
+        record = load_study(run_id, tracking_uri, journal=journal)
+        logged = record.config
+        changes = {k: v for k, v in changes.items() if v is not None}
+        observers = changes.pop("observers", ())
+        config = logged.replace(
+            tracking_uri=tracking_uri or logged.tracking_uri,
+            checkpoint_root=_surviving(logged.checkpoint_root),
+            warm_start=None,  # the strategy relearns from the study's own trials
+            **changes,
+        )
+        study = create_study(
+            config.backend, record.space, config=config, resume=record, observers=observers, clean_checkpoints=True
+        )
+    except BaseException:
+        journal.close()
+        journal.unlock()
+        raise
     study.restore(record.trials)
     for trial in record.interrupted:
         study.enqueue(trial.params, trial.budget)
-    interrupted = {t.number for t in record.interrupted}
-    done = sum(1 for t in record.trials if t.state.finished and t.params and t.number not in interrupted)
+    done = trials_done(record.trials)
     remaining = None if config.trials is None else max(0, config.trials - done)
     return study, remaining
+
+
+def trials_done(trials: Iterable[Trial]) -> int:
+    """Configurations a study has evaluated to the end (complete, pruned or failed by themselves): what
+    `--trials` counts. Trials that were interrupted, or lost, are run again and do not count."""
+    return sum(1 for t in trials if t.state.finished and t.params and t.error not in NOT_COUNTED)
 
 
 def _make_runner(config: StudyConfig, objective: Objective) -> Runner:

@@ -3,6 +3,7 @@ command needs them, so `hpt --help` and `hpt plugins` start fast."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -15,41 +16,10 @@ from hpt.config import StudyConfig
 from hpt.errors import HptError
 from hpt.observers import StudyObserver
 from hpt.plugins import KINDS, registry
+from hpt.progress import fmt as _fmt
 
 if TYPE_CHECKING:
-    from hpt.study import Study
     from hpt.trial import Trial
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.6g}"
-
-
-class ProgressBar(StudyObserver):
-    """A rich progress bar on stderr with the best value so far."""
-
-    def __init__(self, total: int | None) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("best {task.fields[best]}"),
-            console=Console(stderr=True),
-        )
-        self.task = self.progress.add_task("trials", total=total, best="-")
-
-    def study_started(self, study: Study) -> None:
-        self.progress.start()
-
-    def trial_finished(self, study: Study, trial: Trial) -> None:
-        self.progress.update(self.task, advance=1, best=_fmt(study.best_value))
-
-    def study_finished(self, study: Study, status: str) -> None:
-        self.progress.stop()
 
 
 class _BatchTrials(click.ParamType):
@@ -100,6 +70,9 @@ def cli() -> None:
 @click.option("--experiment", default="hpt", show_default=True, help="MLflow experiment.")
 @click.option("--resume", "resume_id", metavar="RUN_ID", help="Continue the study logged under this parent run.")
 @click.option(
+    "--force", is_flag=True, help="With --resume: take the study over even if another runner's lease is live."
+)
+@click.option(
     "--warm-start", metavar="RUN_ID", help="Tell the strategy the finished trials of this earlier study first."
 )
 @click.option("--register-model", metavar="NAME", help="Register the best trial's model in the MLflow Model Registry.")
@@ -116,8 +89,20 @@ def run(**opts: Any) -> None:
     The flags of the chosen backend, strategy and executor (the registered defaults without
     --backend / --strategy / --executor) are listed below the common options.
     """
-    from hpt.api import create_study, resume_study
+    _configure_logging(opts["quiet"], opts["as_json"])
+    if opts["as_json"]:  # stdout holds the JSON summary alone, whatever a library prints on the way
+        with contextlib.redirect_stdout(sys.stderr):
+            summary = _run(opts)
+        click.echo(json.dumps(summary, default=str))
+    else:
+        _run(opts)
 
+
+def _run(opts: dict[str, Any]) -> dict[str, Any]:
+    from hpt.api import create_study, resume_study, trials_done
+    from hpt.signals import Stopped, stop_on_signals
+
+    talk = not (opts["quiet"] or opts["as_json"])
     observers: list[StudyObserver] = []
     plugin_options = opts["plugin_options"]
     executor_options = plugin_options.get("executor", {})
@@ -126,6 +111,7 @@ def run(**opts: Any) -> None:
         study, remaining = resume_study(
             opts["resume_id"],
             opts["tracking_uri"],
+            force=opts["force"],
             trials=opts["trials"] if given else None,
             workers=opts["workers"],
             executor=opts["executor"],
@@ -134,64 +120,127 @@ def run(**opts: Any) -> None:
             max_failures=opts["max_failures"],
             observers=observers,
         )
-        if not (opts["quiet"] or opts["as_json"]):
-            done = len(study.trials) - len(study._queue)
+        if talk:
+            done, total = trials_done(study.trials), study.config.trials
             click.echo(
-                f"resuming {study.name}: {done} trials done, {remaining} to run "
-                f"(--trials {study.config.trials} is the new total)",
+                f"resuming {study.name}: {done} trials done, {remaining} to run, {total} in all "
+                f"(--trials sets the total)",
                 err=True,
             )
     else:
-        config = StudyConfig(
-            backend=opts["backend"],
-            backend_options=backend_options(opts),
-            strategy=opts["strategy"],
-            strategy_options={
-                **plugin_options.get("strategy", {}),
-                **typed(pairs(opts["strategy_opts"], "--option")),
-            },
-            executor=opts["executor"],
-            executor_options=executor_options,
-            workers=opts["workers"],
-            directions=None,
-            seed=opts["seed"],
-            trials=opts["trials"],
-            timeout=opts["timeout"],
-            overrides=pairs(opts["sets"], "--set"),
-            prune=opts["prune"],
-            prune_options={"warmup_steps": opts["prune_warmup"]} if opts["prune_warmup"] is not None else {},
-            batch_trials=opts["batch_trials"],
-            max_failures=opts["max_failures"],
-            trial_timeout=opts["trial_timeout"],
-            experiment=opts["experiment"],
-            tracking_uri=opts["tracking_uri"],
-            warm_start=opts["warm_start"],
-            register_model=opts["register_model"],
-        )
-        study = create_study(None, opts["space_file"], config=config, observers=observers)
+        study = create_study(None, opts["space_file"], config=_config(opts), observers=observers)
         remaining = opts["trials"]
-    if not (opts["quiet"] or opts["as_json"]):
-        study.observers.append(ProgressBar(remaining))
+    if talk:
+        from hpt.progress import ProgressBar, TrialLines
+
+        study.observers.append(ProgressBar(remaining) if sys.stderr.isatty() else TrialLines(remaining))
     tracker = study.tracker
+
+    def hurry(signum: int) -> None:
+        click.echo("stopping already: finishing the writes to the store (they are in the journal)", err=True)
+        if tracker is not None and tracker.sync is not None:
+            tracker.grace = 0.0
+
     try:
-        if remaining != 0:
-            study.optimize(remaining, study.config.timeout)
+        with stop_on_signals(hurry):
+            if remaining != 0:
+                study.optimize(remaining, study.config.timeout)
+    except Stopped as stop:
+        _stopped(study, tracker, stop.exit_code)
     except KeyboardInterrupt:
-        run_id = tracker.parent_run_id if tracker else None
-        click.echo(
-            f"interrupted: {study.counts()['complete']} complete trials kept in run {run_id}; "
-            f"continue with: hpt run --resume {run_id}",
-            err=True,
-        )
-        sys.exit(130)
+        _stopped(study, tracker, 130)
+    except HptError as exc:
+        if tracker is not None and tracker.parent_run_id is not None:
+            raise HptError(f"{exc}; finished trials are kept: hpt run --resume {tracker.parent_run_id}") from None
+        raise
     if opts["plots_dir"]:
         from hpt.tracking import write_study_artifacts
 
         write_study_artifacts(study, Path(opts["plots_dir"]))
-    _summarise(study, tracker, opts["as_json"], opts["quiet"])
+    summary = _summarise(study, tracker, opts["as_json"], opts["quiet"])
+    _check_store(tracker)
+    return summary
 
 
-def _summarise(study: Any, tracker: Any, as_json: bool, quiet: bool) -> None:
+def _config(opts: dict[str, Any]) -> StudyConfig:
+    plugin_options = opts["plugin_options"]
+    return StudyConfig(
+        backend=opts["backend"],
+        backend_options=backend_options(opts),
+        strategy=opts["strategy"],
+        strategy_options={
+            **plugin_options.get("strategy", {}),
+            **typed(pairs(opts["strategy_opts"], "--option")),
+        },
+        executor=opts["executor"],
+        executor_options=plugin_options.get("executor", {}),
+        workers=opts["workers"],
+        directions=None,
+        seed=opts["seed"],
+        trials=opts["trials"],
+        timeout=opts["timeout"],
+        overrides=pairs(opts["sets"], "--set"),
+        prune=opts["prune"],
+        prune_options={"warmup_steps": opts["prune_warmup"]} if opts["prune_warmup"] is not None else {},
+        batch_trials=opts["batch_trials"],
+        max_failures=opts["max_failures"],
+        trial_timeout=opts["trial_timeout"],
+        experiment=opts["experiment"],
+        tracking_uri=opts["tracking_uri"],
+        warm_start=opts["warm_start"],
+        register_model=opts["register_model"],
+    )
+
+
+def _configure_logging(quiet: bool, as_json: bool) -> None:
+    """hpt's and its plugins' log lines on stderr: INFO normally, warnings with --json, errors with --quiet."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(lambda record: record.name.split(".")[0].startswith("hpt"))
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.ERROR if quiet else logging.WARNING if as_json else logging.INFO)
+
+
+def _store_line(tracker: Any) -> str | None:
+    """What the store still lacks at the end, and how to send it; None when it holds everything."""
+    if tracker is None or tracker.sync is None or not (tracker.unsynced or tracker.sync.rejected):
+        return None
+    if tracker.sync.rejected:
+        return (
+            f"the tracking store {tracker.tracking_uri} refused {len(tracker.sync.rejected)} writes "
+            f"(first: {tracker.sync.rejected[0]}); the journal keeps them in {tracker.journal.directory}"
+        )
+    return (
+        f"the tracking store {tracker.tracking_uri} is unreachable ({tracker.sync.last_error}): "
+        f"{tracker.sync.waiting_trials()} trials and the study's results are kept in {tracker.journal.directory}; "
+        f"send them with: hpt sync {tracker.parent_run_id}"
+    )
+
+
+def _check_store(tracker: Any) -> None:
+    line = _store_line(tracker)
+    if line is not None:
+        click.echo(f"error: {line}", err=True)
+        sys.exit(1)
+
+
+def _stopped(study: Any, tracker: Any, code: int) -> None:
+    run_id = tracker.parent_run_id if tracker else None
+    click.echo(
+        f"stopped: {study.counts()['complete']} complete trials kept in run {run_id}; "
+        f"continue with: hpt run --resume {run_id}",
+        err=True,
+    )
+    line = _store_line(tracker)
+    if line is not None:
+        click.echo(f"error: {line}", err=True)
+    sys.exit(code)
+
+
+def _summarise(study: Any, tracker: Any, as_json: bool, quiet: bool) -> dict[str, Any]:
     best = study.best_trial
     summary = {
         "parent_run_id": tracker.parent_run_id if tracker else None,
@@ -208,11 +257,8 @@ def _summarise(study: Any, tracker: Any, as_json: bool, quiet: bool) -> None:
         summary["pareto_front"] = [
             {"trial": t.number, "values": t.values, "params": t.params} for t in study.pareto_front()
         ]
-    if as_json:
-        click.echo(json.dumps(summary, default=str))
-        return
-    if quiet:
-        return
+    if as_json or quiet:
+        return summary
     counts = ", ".join(f"{n} {state}" for state, n in study.counts().items() if n)
     click.echo(f"study {study.name}: {counts}")
     if study.warm_started is not None:
@@ -221,10 +267,7 @@ def _summarise(study: Any, tracker: Any, as_json: bool, quiet: bool) -> None:
         failed = [t for t in study.trials if t.error]
         click.echo(f"no trial completed{'; last error: ' + failed[-1].error if failed else ''}")
     elif len(study.directions) > 1:
-        front = study.pareto_front()
-        click.echo(f"Pareto front ({len(front)} trials; objectives {', '.join(study.directions)}):")
-        for trial in front:
-            click.echo(f"  trial {trial.number}: {', '.join(_fmt(v) for v in trial.values)}")
+        _echo_front(study.pareto_front(), _objective_labels(study.backend, study.directions), study.directions)
         click.echo(f"best {study.backend.metric} (first objective) {_fmt(best.value)} (trial {best.number})")
         for key, value in study.final_metrics.items():
             click.echo(f"  {key}: {_fmt(value)}")
@@ -236,6 +279,7 @@ def _summarise(study: Any, tracker: Any, as_json: bool, quiet: bool) -> None:
             click.echo(f"  {key}: {_fmt(value)}")
     if tracker:
         click.echo(f"MLflow run {tracker.parent_run_id} in {tracker.tracking_uri} (browse: hpt ui)")
+    return summary
 
 
 @cli.command()
@@ -289,31 +333,124 @@ def best(run_id: str | None, experiment: str, tracking_uri: str | None, as_json:
     run_id = run_id or newest_study_run_id(tracking_uri, experiment)
     record = load_study(run_id, tracking_uri)
     directions = record.config.directions or ["minimize"]
+    metric = record.parent_tags.get("hpt.metric", "objective")
+    scores = {k: v for k, v in record.parent_metrics.items() if k.startswith("test_")}
     complete = [t for t in record.trials if t.state is TrialState.COMPLETE and t.values]
     if not complete:
-        raise HptError(f"study {run_id} has no complete trial yet")
+        raise HptError(f"study {record.name or run_id} has no complete trial yet")
+    head = {"study": record.name, "run_id": run_id, "metric": metric, "directions": directions}
     if len(directions) > 1:
         front = pareto_front(complete, directions)
-        out = {"pareto_front": [{"trial": t.number, "values": t.values, "params": t.params} for t in front]}
+        labels = _labels_from_metric(metric, len(directions))
+        out = {
+            **head,
+            "objectives": labels,
+            "pareto_front": [{"trial": t.number, "values": t.values, "params": t.params} for t in front],
+        }
         if as_json:
             click.echo(json.dumps(out, default=str))
             return
-        click.echo(f"Pareto front ({len(front)} trials; objectives {', '.join(directions)}):")
-        for t in front:
-            click.echo(f"  trial {t.number}: {[_fmt(v) for v in t.values]} {t.params}")
+        click.echo(f"study {record.name} ({run_id})")
+        _echo_front(front, labels, directions)
         return
     winner = best_trial(complete, directions)
     if as_json:
-        click.echo(
-            json.dumps(
-                {"trial": winner.number, "value": winner.value, "params": winner.params, "metrics": winner.metrics},
-                default=str,
-            )
-        )
+        out = {
+            **head,
+            "trial": winner.number,
+            "value": winner.value,
+            "params": winner.params,
+            "metrics": winner.metrics,
+            "test_scores": scores,
+        }
+        click.echo(json.dumps(out, default=str))
         return
-    click.echo(f"best trial {winner.number}: {_fmt(winner.value)} ({directions[0]})")
+    click.echo(f"study {record.name} ({run_id})")
+    click.echo(f"best trial {winner.number}: {metric} {_fmt(winner.value)} ({directions[0]})")
     for key, value in winner.params.items():
         click.echo(f"  {key} = {value}")
+    for key, value in scores.items():
+        click.echo(f"  {key}: {_fmt(value)}")
+
+
+def _labels_from_metric(metric: str, n: int) -> list[str]:
+    names = [m.strip() for m in metric.split(",") if m.strip()]
+    return names if len(names) == n else [f"objective {i + 1}" for i in range(n)]
+
+
+def _objective_labels(backend: Any, directions: Any) -> list[str]:
+    """The names of a multi-objective study's objectives (`valid_loss`, `n_params`), else numbered."""
+    names = [name for name, _ in getattr(backend, "objectives", ())]
+    return names if len(names) == len(directions) else [f"objective {i + 1}" for i in range(len(directions))]
+
+
+def _echo_front(front: list[Trial], labels: list[str], directions: Any) -> None:
+    """The Pareto front: each point's objectives by name, and its hyperparameters."""
+    heading = ", ".join(f"{label} ({d})" for label, d in zip(labels, directions, strict=True))
+    click.echo(f"Pareto front, {len(front)} trials; objectives {heading}:")
+    for t in sorted(front, key=lambda t: t.values[0]):
+        values = ", ".join(f"{label} {_fmt(v)}" for label, v in zip(labels, t.values, strict=True))
+        params = ", ".join(f"{k}={v}" for k, v in t.params.items())
+        click.echo(f"  trial {t.number}: {values} | {params}")
+
+
+@cli.command()
+@click.argument("run_ids", nargs=-1, metavar="[RUN_ID]...")
+@click.option(
+    "--retry-for",
+    "retry_for",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds to retry an absent store.",
+)
+@guard
+def sync(run_ids: tuple[str, ...], retry_for: float) -> None:
+    """Send what this machine's journals hold to their tracking stores (studies whose store was away).
+
+    Without RUN_ID, every journal of a study that is not running. A journal whose store then holds
+    everything is deleted.
+    """
+    from hpt.journal import Journal, JournalLocked
+    from hpt.lease import release
+    from hpt.store_client import make_client
+    from hpt.store_sync import replay
+
+    journals = [Journal.existing(r) for r in run_ids] if run_ids else Journal.all()
+    missing = [r for r, j in zip(run_ids, journals, strict=False) if j is None]
+    if missing:
+        raise HptError(f"no journal of study {missing[0]} on this machine (it may be in the store already)")
+    failed = 0
+    for journal in journals:
+        try:
+            journal.lock()
+        except JournalLocked as exc:
+            click.echo(f"skipped: {exc}", err=True)
+            continue
+        header = journal.header() or {}
+        uri = header.get("tracking_uri")
+        try:
+            sent = replay(make_client(uri), journal, retry_for)
+        except HptError as exc:
+            journal.unlock()
+            click.echo(f"study {journal.run_id}: {exc}", err=True)
+            failed += 1
+            continue
+        if sent.pending() == 0:
+            release(make_client(uri), journal.run_id)
+            journal.remove()
+            rejected = f" ({len(sent.rejected)} writes refused: {sent.rejected[0]})" if sent.rejected else ""
+            click.echo(f"study {journal.run_id}: the store {uri} holds everything{rejected}")
+        else:
+            journal.unlock()
+            failed += 1
+            click.echo(
+                f"study {journal.run_id}: {sent.pending()} writes still waiting; the store {uri} is unreachable "
+                f"({sent.last_error}); run hpt sync again later",
+                err=True,
+            )
+    if failed:
+        sys.exit(1)
 
 
 def main() -> None:

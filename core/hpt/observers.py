@@ -14,7 +14,13 @@ log = logging.getLogger(__name__)
 
 
 class StudyObserver:
-    """No-op base: override the events you care about."""
+    """No-op base: override the events you care about.
+
+    An observer's exceptions are logged and the study goes on, except an `HptError` of a `critical`
+    observer (the tracker: a store or journal that cannot be written), which stops the study.
+    """
+
+    critical = False
 
     def study_started(self, study: Study) -> None:
         pass
@@ -24,6 +30,9 @@ class StudyObserver:
 
     def trial_finished(self, study: Study, trial: Trial) -> None:
         pass
+
+    def study_finishing(self, study: Study, status: str) -> None:
+        """The last trial is told; end-of-study work (final report, model, plots) comes next."""
 
     def study_finished(self, study: Study, status: str) -> None:
         pass

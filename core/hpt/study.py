@@ -26,7 +26,18 @@ from hpt.observers import StudyObserver
 from hpt.pruners import MedianPruner
 from hpt.space import Params, Space
 from hpt.strategy import Strategy
-from hpt.trial import INTERRUPTED, Suggestion, Trial, TrialState, as_values, beats, best_trial, pareto_front
+from hpt.trial import (
+    INTERRUPTED,
+    LOST,
+    NOT_COUNTED,
+    Suggestion,
+    Trial,
+    TrialState,
+    as_values,
+    beats,
+    best_trial,
+    pareto_front,
+)
 
 if TYPE_CHECKING:
     from hpt.tracking import MlflowTracker
@@ -124,10 +135,13 @@ class Study:
         self._queue.append(Suggestion(self.space.validate(params), budget))
 
     def restore(self, trials: Iterable[Trial]) -> None:
-        """Adopt finished trials from an earlier run (resume) and replay them through the strategy."""
+        """Adopt finished trials from an earlier run (resume) and replay them through the strategy. A number
+        nothing is known of becomes a failed placeholder; a number given twice keeps its first trial."""
         for trial in sorted(trials, key=lambda t: t.number):
-            if trial.number != len(self.trials):
-                raise HptError(f"cannot restore trial {trial.number}: expected trial {len(self.trials)} next")
+            while len(self.trials) < trial.number:
+                self.trials.append(Trial(len(self.trials), {}, state=TrialState.FAILED, error=LOST))
+            if trial.number < len(self.trials):
+                continue
             self.trials.append(trial)
             self._consider(trial)
             if trial.state.finished and trial.params:  # a trial killed before its params were logged has none
@@ -189,6 +203,7 @@ class Study:
         """End the study (parent run status FINISHED, KILLED or FAILED)."""
         if not self._open:
             return
+        self._notify("study_finishing", status)
         if status == "FINISHED":
             self._final_report()
         self._open = False
@@ -212,8 +227,8 @@ class Study:
         deadline = time.monotonic() + timeout if timeout else None
         started = 0
         running: dict[Future, list[Trial]] = {}
-        self._ensure_open()
         try:
+            self._ensure_open()
             while True:
                 while len(running) < self.runner.workers:
                     if deadline is not None and time.monotonic() >= deadline:
@@ -326,7 +341,7 @@ class Study:
     def _check_failures(self) -> None:
         if self.max_failures is None:
             return
-        failed = [t for t in self.trials if t.state is TrialState.FAILED and t.error != INTERRUPTED]
+        failed = [t for t in self.trials if t.state is TrialState.FAILED and t.error not in NOT_COUNTED]
         if len(failed) >= self.max_failures:
             raise HptError(f"stopped after {len(failed)} failed trials; last error: {failed[-1].error}")
 
@@ -348,5 +363,9 @@ class Study:
         for observer in self.observers:
             try:
                 getattr(observer, event)(self, *args)
+            except HptError:
+                if observer.critical:  # a store or journal that cannot be written: stop the study
+                    raise
+                log.warning("%s.%s failed", type(observer).__name__, event, exc_info=True)
             except Exception as exc:  # an observer (tracker, notifier) must never stop the study
                 log.warning("%s.%s failed: %s", type(observer).__name__, event, exc)

@@ -1,34 +1,40 @@
-"""MLflow tracking: one parent run per study, one child run per trial.
+"""MLflow tracking: one parent run per study, one child run per trial, through a local journal.
 
-All writes go through one writer thread in the driver, so trials never wait on the store and a
-SQLite store is never written concurrently. The writer coalesces queued writes to the same run
-into one `log_batch`, and is flushed at the end of a study and on Ctrl-C.
+The tracker turns study events into writes for the store and appends each to the study's journal
+(`hpt.journal`) before anything is sent; one background thread (`hpt.store_sync`) sends them, merged
+into `log_batch` calls, and retries while the store is away. So trials never wait on the store, a
+SQLite store is never written concurrently, and nothing that finished is lost when the store fails:
+at the end the study waits a grace period for the store, and what it still lacks stays in the journal
+for `hpt sync` or a resume.
 """
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import json
 import logging
 import os
-import queue
-import re
 import shutil
 import tempfile
-import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpt.backend import OBJECTIVE
-from hpt.config import StudyConfig
+from hpt import lease
 from hpt.errors import HptError
+from hpt.journal import Journal, JournalError
 from hpt.observers import StudyObserver
-from hpt.space import Space
-from hpt.trial import INTERRUPTED, Trial, TrialState
+from hpt.store_client import make_client, store_errors
+from hpt.store_sync import PARENT, StoreSync
+from hpt.study_record import (
+    CONFIG_ARTIFACT,
+    ELAPSED_TAG,
+    SPACE_ARTIFACT,
+    StudyRecord,
+    load_study,
+    objective_names,
+)
+from hpt.trial import INTERRUPTED, REQUEUED, Trial, TrialState
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -37,280 +43,108 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PARENT = "parent"
 BEST_METRIC = "best_objective"
-CONFIG_ARTIFACT = "config.json"
-SPACE_ARTIFACT = "space.json"
+"""The best value so far, stepped by finished evaluations (an anytime curve that only improves)."""
+EVALUATIONS_TAG = "hpt.evaluations"
 MODEL_ARTIFACT = "model"
 """Artifact path of the best trial's MLflow model on the parent run."""
-_MAX_METRICS, _MAX_PARAMS, _MAX_TAGS = 1000, 100, 100
-_PROBE_RETRIES = 2
+GRACE_ENV = "HPT_SYNC_GRACE"
 _RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "FINISHED", TrialState.FAILED: "FAILED"}
 
 
-def objective_names(n: int) -> list[str]:
-    """Metric names of the objectives: `objective`, then `objective_1`, ... for more than one."""
-    return [OBJECTIVE] + [f"{OBJECTIVE}_{i}" for i in range(1, n)]
-
-
-def make_client(tracking_uri: str | None = None) -> MlflowClient:
-    """An MlflowClient on `tracking_uri`, MLFLOW_TRACKING_URI or MLflow's default local store, checked
-    with one read so that a store that cannot be opened is one clear line (HptError), not a traceback.
-
-    A local SQLite store is created (or migrated) under a file lock beside it: studies started at the
-    same moment on a store that does not exist yet would otherwise race through MLflow's migrations.
-    """
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    for name in ("mlflow", "alembic"):  # store creation chatter is not the user's business
-        logging.getLogger(name).setLevel(logging.WARNING)
-    uri = tracking_uri or mlflow.get_tracking_uri()
-    with store_errors(uri), _creation_lock(uri), _few_retries():
-        client = MlflowClient(uri)
-        client.search_experiments(max_results=1)
-    return client
-
-
-@contextmanager
-def store_errors(uri: str) -> Iterator[None]:
-    """Turn what MLflow, SQLAlchemy or the file system raise about a store into one HptError line."""
-    from mlflow.exceptions import MlflowException
-    from sqlalchemy.exc import SQLAlchemyError
-
-    try:
-        yield
-    except (MlflowException, SQLAlchemyError, OSError) as exc:
-        text = str(getattr(exc, "orig", None) or exc)
-        refused = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
-        if uri.startswith(("http://", "https://")) and refused:
-            raise HptError(
-                f"cannot reach the MLflow server {uri} ({refused.group(1).strip()}); start it or check --tracking-uri"
-            ) from None
-        lines = text.strip().splitlines()
-        reason = lines[0][:300] if lines else type(exc).__name__
-        raise HptError(f"cannot use the MLflow store {uri}: {reason}; check --tracking-uri") from None
-
-
-@contextmanager
-def _few_retries() -> Iterator[None]:
-    """Give up on an unreachable server after a few seconds, not MLflow's minutes of retries (unless the
-    user set MLFLOW_HTTP_REQUEST_MAX_RETRIES)."""
-    name = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
-    if name in os.environ:
-        yield
-        return
-    os.environ[name] = str(_PROBE_RETRIES)
-    try:
-        yield
-    finally:
-        os.environ.pop(name, None)
-
-
-def _sqlite_path(uri: str) -> Path | None:
-    """The database file of a local SQLite store URI (None for a server, an in-memory store, ...)."""
-    if not uri.startswith("sqlite:"):
-        return None
-    from sqlalchemy.engine import make_url
-
-    database = make_url(uri).database
-    return Path(database) if database and database != ":memory:" else None
-
-
-@contextmanager
-def _creation_lock(uri: str) -> Iterator[None]:
-    """Hold an exclusive lock on `<db>.lock` while MLflow opens (creates, migrates) a SQLite store."""
-    path = _sqlite_path(uri)
-    if path is None:
-        yield
-        return
-    if not path.parent.is_dir():
-        raise HptError(
-            f"cannot use the MLflow store {uri}: directory {path.parent} does not exist; "
-            "create it or pass another --tracking-uri"
-        )
-    try:
-        lock = open(path.with_name(path.name + ".lock"), "a")  # noqa: SIM115 - held for the with block
-    except OSError as exc:
-        if not path.exists():
-            raise HptError(
-                f"cannot create the MLflow store {uri}: directory {path.parent} is not writable ({exc.strerror}); "
-                "pass a --tracking-uri in a writable directory"
-            ) from None
-        yield  # an existing store in a directory we may not write to: read it as it is
-        return
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
-@dataclass
-class _Batch:
-    metrics: list = field(default_factory=list)
-    params: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-class MlflowWriter:
-    """A background thread that owns every write to the store.
-
-    Runs are addressed by key (`"parent"` or a trial number); the writer maps keys to run ids, so
-    callers never wait for a run to be created.
-    """
-
-    def __init__(self, client: MlflowClient) -> None:
-        from mlflow.entities import Metric, Param, RunTag
-
-        self._Metric, self._Param, self._RunTag = Metric, Param, RunTag
-        self.client = client
-        self.run_ids: dict[Any, str] = {}
-        self.errors: list[str] = []
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-
-    # Called from the study's thread
-    def _put(self, op: tuple) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="hpt-mlflow-writer", daemon=True)
-            self._thread.start()
-        self._queue.put(op)
-
-    def create(self, key: Any, experiment_id: str, run_name: str, tags: dict[str, str]) -> None:
-        self._put(("create", key, (experiment_id, run_name, tags, int(time.time() * 1000))))
-
-    def log(self, key: Any, metrics: Iterable[tuple[str, float, int]] = (), params=None, tags=None) -> None:
-        now = int(time.time() * 1000)
-        batch = _Batch([(k, float(v), now, int(s)) for k, v, s in metrics], dict(params or {}), dict(tags or {}))
-        self._put(("log", key, batch))
-
-    def call(self, key: Any, method: str, *args: Any) -> None:
-        """Queue `client.<method>(run_id, *args)` in order with the other writes to that run."""
-        self._put(("call", key, (method, args)))
-
-    def close(self) -> None:
-        """Write everything queued, then stop the thread (a later write starts a new one)."""
-        if self._thread is None:
-            return
-        self._queue.put(("stop", None, None))
-        self._thread.join()
-        self._thread = None
-
-    # The writer thread
-    def _loop(self) -> None:
-        while True:
-            ops = [self._queue.get()]
-            while True:
-                try:
-                    ops.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            pending: dict[Any, _Batch] = {}
-            for kind, key, payload in ops:
-                if kind == "log":
-                    merged = pending.setdefault(key, _Batch())
-                    merged.metrics += payload.metrics
-                    merged.params.update(payload.params)
-                    merged.tags.update(payload.tags)
-                    continue
-                if key in pending:
-                    self._write_batch(key, pending.pop(key))
-                if kind == "create":
-                    self._guard(self._create, key, *payload)
-                elif kind == "call":
-                    self._guard(self._call, key, *payload)
-                elif kind == "stop":
-                    for k in list(pending):
-                        self._write_batch(k, pending.pop(k))
-                    return
-            for k in list(pending):
-                self._write_batch(k, pending.pop(k))
-
-    def _call(self, key: Any, method: str, args: tuple) -> None:
-        getattr(self.client, method)(self.run_ids[key], *args)
-
-    def _create(self, key: Any, experiment_id: str, run_name: str, tags: dict[str, str], start: int) -> None:
-        run = self.client.create_run(experiment_id, start_time=start, tags=tags, run_name=run_name)
-        self.run_ids[key] = run.info.run_id
-
-    def _write_batch(self, key: Any, batch: _Batch) -> None:
-        def write() -> None:
-            run_id = self.run_ids[key]
-            metrics = [self._Metric(k, v, ts, s) for k, v, ts, s in batch.metrics]
-            params = [self._Param(k, str(v)[:6000]) for k, v in batch.params.items()]
-            tags = [self._RunTag(k, str(v)[:8000]) for k, v in batch.tags.items()]
-            while metrics or params or tags:  # MLflow's per-call limits
-                chunk_p, params = params[:_MAX_PARAMS], params[_MAX_PARAMS:]
-                chunk_t, tags = tags[:_MAX_TAGS], tags[_MAX_TAGS:]
-                room = _MAX_METRICS - len(chunk_p) - len(chunk_t)
-                chunk_m, metrics = metrics[:room], metrics[room:]
-                self.client.log_batch(run_id, metrics=chunk_m, params=chunk_p, tags=chunk_t)
-
-        self._guard(write)
-
-    def _guard(self, fn: Any, *args: Any) -> None:
-        try:
-            fn(*args)
-        except Exception as exc:  # a store hiccup must not kill the study; it is reported at the end
-            message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            self.errors.append(message)
-            log.warning("MLflow write failed: %s", message)
+def sync_grace() -> float:
+    """Seconds a finished study waits for an unreachable store before it gives up (`HPT_SYNC_GRACE`, 60)."""
+    return float(os.environ.get(GRACE_ENV, "60"))
 
 
 class MlflowTracker(StudyObserver):
-    """Logs a study to MLflow as the DESIGN's layout says (parent run + child run per trial)."""
+    """Logs a study to MLflow as docs/mlflow.md lays it out (parent run + child run per trial)."""
+
+    critical = True
 
     def __init__(
         self,
         tracking_uri: str | None = None,
         experiment: str = "hpt",
         resume: StudyRecord | None = None,
+        grace: float | None = None,
     ):
         self.client = make_client(tracking_uri)
         self.tracking_uri = self.client.tracking_uri
         self.experiment = experiment
         self.resume = resume
-        self.writer = MlflowWriter(self.client)
+        self.grace = sync_grace() if grace is None else grace
         self.parent_run_id: str | None = None
         self.experiment_id: str | None = None
+        self.journal: Journal | None = None
+        self.sync: StoreSync | None = None
+        self.unsynced = 0
+        """Journal records the store still lacked when the study ended (0: it holds everything)."""
+        self.broken: JournalError | None = None
         self._steps_logged: dict[int, int] = {}
-        self._runs: set[int] = set()  # trials that have a child run (the writer creates them later)
+        self._runs: set[int] = set()  # trials that have a child run (created in the background)
         self._metrics_logged: dict[int, dict[str, float]] = {}
+        self._evaluations = 0
+        self._elapsed = resume.elapsed if resume else 0.0
+        self._opened_at = time.monotonic()
+        self._renewed_at = 0.0
 
-    def _experiment_id(self) -> str:
-        exp = self.client.get_experiment_by_name(self.experiment)
-        return exp.experiment_id if exp else self.client.create_experiment(self.experiment)
+    # What the study and the CLI ask
+    def trial_run_id(self, number: int) -> str | None:
+        """The MLflow run of trial `number`, once it exists (at once for a backend that `needs_trial_run`)."""
+        return self.sync.run_ids.get(number) if self.sync else None
 
+    def outage(self) -> tuple[float, int] | None:
+        """(since when, trials waiting) while the store does not take writes; None while it does."""
+        if self.sync is None or self.sync.failing_since is None:
+            return None
+        return self.sync.failing_since, self.sync.waiting_trials()
+
+    # Writing: journal first, then the store in the background
+    def _record(self, record: dict[str, Any]) -> None:
+        if self.broken is not None or self.journal is None or self.sync is None:
+            return
+        try:
+            self.journal.append(record)
+        except JournalError as exc:
+            self.broken = exc
+            raise
+        self.sync.notify()
+
+    def _log(self, key: Any, metrics=(), params=None, tags=None) -> None:
+        now = int(time.time() * 1000)
+        self._record(
+            {
+                "op": "log",
+                "key": key,
+                "metrics": [[k, float(v), now, int(s)] for k, v, s in metrics],
+                "params": {k: str(v) for k, v in (params or {}).items()},
+                "tags": {k: str(v) for k, v in (tags or {}).items()},
+            }
+        )
+
+    def _call(self, key: Any, method: str, *args: Any) -> None:
+        self._record({"op": "call", "key": key, "method": method, "args": list(args)})
+
+    def _terminate(self, key: Any, status: str) -> None:
+        self._call(key, "set_terminated", status, int(time.time() * 1000))
+
+    def _snapshot(self, trial: Trial) -> None:
+        self._record({"op": "trial", "trial": trial.to_record()})
+
+    # Study events
     def study_started(self, study: Study) -> None:
+        self._opened_at = time.monotonic()
         if self.parent_run_id is not None:  # the same study optimised again: reopen its run
-            self.writer.call(PARENT, "update_run", "RUNNING")
+            self._open_journal(self.parent_run_id, self.sync.run_ids if self.sync else {})
+            self._call(PARENT, "update_run", "RUNNING")
             return
         if self.resume is not None:
-            run = self.client.get_run(self.resume.run_id)
-            self.parent_run_id, self.experiment_id = run.info.run_id, run.info.experiment_id
-            self.writer.run_ids[PARENT] = self.parent_run_id
-            self.writer.run_ids.update(self.resume.child_run_ids)
-            self._runs.update(self.resume.child_run_ids)
-            self.writer.call(PARENT, "update_run", "RUNNING")
-            for trial in self.resume.interrupted:  # re-queued by the study; close their old runs
-                tags = {"hpt.state": "failed", "hpt.error": trial.error, "hpt.requeued": "true"}
-                self.writer.log(trial.number, tags=tags)
-                self.writer.call(trial.number, "set_terminated", "KILLED")
-            for trial in self.resume.unterminated:
-                tags = {"hpt.state": trial.state.value, **({"hpt.error": trial.error} if trial.error else {})}
-                self.writer.log(trial.number, tags=tags)
-                self.writer.call(trial.number, "set_terminated", _RUN_STATUS[trial.state])
-            for trial in self.resume.cut_promotions:
-                history = ",".join(f"{b:g}" for b in trial.budget_history)
-                self.writer.log(trial.number, tags={"hpt.state": trial.state.value, "hpt.budget_history": history})
-                self.writer.call(trial.number, "delete_tag", "hpt.error")
-                self.writer.call(trial.number, "set_terminated", _RUN_STATUS[trial.state])
-            for trial in study.trials:
-                self._steps_logged[trial.number] = len(trial.intermediate)
-                self._metrics_logged[trial.number] = dict(trial.metrics)
-                self._note_best(study, trial)
-            return
-        self.experiment_id = self._experiment_id()
+            self._reopen(study, self.resume)
+        else:
+            self._create(study)
+
+    def _create(self, study: Study) -> None:
         tags = {
             "hpt.strategy": study.strategy.name,
             "hpt.backend": study.backend.name,
@@ -325,33 +159,125 @@ class MlflowTracker(StudyObserver):
             tags["hpt.warm_start"] = warm.source_run_id
             tags["hpt.warm_start_trials"] = str(len(warm.trials))
             tags["hpt.warm_start_skipped"] = str(warm.skipped)
-        run = self.client.create_run(self.experiment_id, tags=tags, run_name=study.name)
-        self.parent_run_id = run.info.run_id
-        self.writer.run_ids[PARENT] = self.parent_run_id
-        self.writer.log(PARENT, params=study.config.to_params())
-        self.writer.call(PARENT, "log_text", json.dumps(study.config.to_dict(), indent=2, default=str), CONFIG_ARTIFACT)
-        self.writer.call(PARENT, "log_text", json.dumps(study.space.to_dict(), indent=2), SPACE_ARTIFACT)
+        with store_errors(self.tracking_uri):  # a store that cannot be written stops the study here
+            self.experiment_id = self._experiment_id()
+            run = self.client.create_run(self.experiment_id, tags=tags, run_name=study.name)
+            self.parent_run_id = run.info.run_id
+            lease.renew(self.client, self.parent_run_id)
+        try:
+            self._open_journal(self.parent_run_id, {})
+        except HptError:
+            self._give_up_parent()
+            raise
+        self._write_header(study)
+        self._log(PARENT, params=study.config.to_params())
+        self._call(PARENT, "log_text", json.dumps(study.config.to_dict(), indent=2, default=str), CONFIG_ARTIFACT)
+        self._call(PARENT, "log_text", json.dumps(study.space.to_dict(), indent=2), SPACE_ARTIFACT)
+
+    def _experiment_id(self) -> str:
+        from mlflow.exceptions import MlflowException
+
+        exp = self.client.get_experiment_by_name(self.experiment)
+        if exp is not None:
+            return exp.experiment_id
+        try:
+            # MLflow 3 opens an experiment of this kind on its runs table (not the GenAI overview)
+            return self.client.create_experiment(
+                self.experiment, tags={"mlflow.experimentKind": "custom_model_development"}
+            )
+        except MlflowException:  # created by a study that started at the same moment
+            return self.client.get_experiment_by_name(self.experiment).experiment_id
+
+    def _give_up_parent(self) -> None:
+        with contextlib.suppress(Exception):  # the store is failing already; the error that matters is raised
+            self.client.set_terminated(self.parent_run_id, "FAILED")
+
+    def _open_journal(self, run_id: str, run_ids: dict[Any, str]) -> None:
+        if self.journal is None or not self.journal.is_open:
+            journal = Journal.open(run_id)
+            journal.lock()
+            self.journal = journal
+        self.sync = StoreSync(
+            self.client, self.journal, run_id, str(self.experiment_id), run_ids=run_ids, on_idle=self._renew_lease
+        )
+        self.broken = None
+        self.sync.notify()
+
+    def _write_header(self, study: Study) -> None:
+        self._record(
+            {
+                "op": "study",
+                "run_id": self.parent_run_id,
+                "experiment_id": self.experiment_id,
+                "tracking_uri": self.tracking_uri,
+                "name": study.name,
+                "config": study.config.to_dict(),
+                "space": study.space.to_dict(),
+            }
+        )
+
+    def _renew_lease(self) -> None:
+        if time.monotonic() - self._renewed_at < lease.lease_ttl() / 3:
+            return
+        try:
+            lease.renew(self.client, self.parent_run_id)
+            self._renewed_at = time.monotonic()
+        except Exception as exc:  # noqa: BLE001 - the store is away: the lease runs out, the journal holds on
+            log.debug("renewing the lease failed: %s", exc)
+
+    def _reopen(self, study: Study, record: StudyRecord) -> None:
+        self.parent_run_id, self.experiment_id = record.run_id, record.experiment_id
+        self.journal = record.journal
+        self._open_journal(record.run_id, dict(record.child_run_ids))
+        if self.journal.header() is None:
+            self._write_header(study)
+        self._runs.update(record.child_run_ids)
+        self._call(PARENT, "update_run", "RUNNING")
+        for trial in record.interrupted:  # re-queued by the study; close their old runs
+            trial.error = REQUEUED
+            self._snapshot(trial)
+            if trial.number in self._runs:
+                self._log(trial.number, tags={"hpt.state": "failed", "hpt.error": REQUEUED, "hpt.requeued": "true"})
+                self._terminate(trial.number, "KILLED")
+        for trial in record.unterminated:
+            tags = {"hpt.state": trial.state.value, **({"hpt.error": trial.error} if trial.error else {})}
+            self._log(trial.number, tags=tags)
+            self._terminate(trial.number, _RUN_STATUS[trial.state])
+        for trial in record.cut_promotions:
+            self._snapshot(trial)
+            history = ",".join(f"{b:g}" for b in trial.budget_history)
+            self._log(trial.number, tags={"hpt.state": trial.state.value, "hpt.budget_history": history})
+            self._call(trial.number, "delete_tag", "hpt.error")
+            self._terminate(trial.number, _RUN_STATUS[trial.state])
+        for trial in study.trials:
+            self._steps_logged[trial.number] = len(trial.intermediate)
+            self._metrics_logged[trial.number] = dict(trial.metrics)
+            if trial.state.finished and trial.params:
+                self._evaluations += max(1, len(trial.budget_history))
+        self._note_best(study)
 
     def trial_started(self, study: Study, trial: Trial) -> None:
+        self._snapshot(trial)
         tags = {"hpt.state": "running", "hpt.trial": str(trial.number), "hpt.budget": str(trial.budget)}
         if trial.number in self._runs:  # a promotion continues its own run
-            self.writer.call(trial.number, "update_run", "RUNNING")
-            self.writer.log(trial.number, tags=tags)
+            self._call(trial.number, "update_run", "RUNNING")
+            self._log(trial.number, tags=tags)
             return
         tags["mlflow.parentRunId"] = self.parent_run_id
         self._runs.add(trial.number)
-        if study.backend.needs_trial_run:  # the evaluation logs into the run itself: create it now
-            run = self.client.create_run(self.experiment_id, tags=tags, run_name=f"trial-{trial.number:04d}")
-            self.writer.run_ids[trial.number] = run.info.run_id
-        else:
-            self.writer.create(trial.number, self.experiment_id, f"trial-{trial.number:04d}", tags)
-        self.writer.log(trial.number, params=trial.params)
-
-    def trial_run_id(self, number: int) -> str | None:
-        """The MLflow run of trial `number`, once it exists (at once for a backend that `needs_trial_run`)."""
-        return self.writer.run_ids.get(number)
+        name, start = f"trial-{trial.number:04d}", int(time.time() * 1000)
+        if study.backend.needs_trial_run:  # the evaluation logs into the run itself: create it now if we can
+            try:
+                run = self.client.create_run(self.experiment_id, start_time=start, tags=tags, run_name=name)
+                self.sync.run_ids[trial.number] = run.info.run_id
+            except Exception as exc:  # noqa: BLE001 - the store is away: the run is created when it is back
+                log.debug("creating the run of trial %d failed: %s", trial.number, exc)
+        create = {"op": "create", "key": trial.number, "experiment_id": self.experiment_id, "name": name}
+        self._record({**create, "tags": tags, "start": start})
+        self._log(trial.number, params=trial.params)
 
     def trial_finished(self, study: Study, trial: Trial) -> None:
+        self._snapshot(trial)
         new_reports = trial.intermediate[self._steps_logged.get(trial.number, 0) :]
         self._steps_logged[trial.number] = len(trial.intermediate)
         metrics = [(k, v, step) for step, reported in new_reports for k, v in reported.items()]
@@ -374,51 +300,76 @@ class MlflowTracker(StudyObserver):
             tags["hpt.error"] = trial.error
         if trial.state is TrialState.PRUNED and trial.last_step is not None:
             tags["hpt.stopped_at"] = str(trial.last_step)
-        self.writer.log(trial.number, metrics=metrics, tags=tags)
-        status = "KILLED" if trial.error == INTERRUPTED else _RUN_STATUS[trial.state]
-        self.writer.call(trial.number, "set_terminated", status)
-        self._note_best(study, trial)
+        self._log(trial.number, metrics=metrics, tags=tags)
+        self._terminate(trial.number, "KILLED" if trial.error == INTERRUPTED else _RUN_STATUS[trial.state])
+        if trial.error != INTERRUPTED:
+            self._evaluations += 1
+            self._note_best(study)
 
-    def _note_best(self, study: Study, trial: Trial) -> None:
-        best = study.best_trial
-        if best is not None and trial.state.finished:
-            self.writer.log(PARENT, metrics=[(BEST_METRIC, best.value, trial.number)])
-
-    def study_finished(self, study: Study, status: str) -> None:
+    def _note_best(self, study: Study) -> None:
         best = study.best_trial
         if best is not None:
-            tags = {"hpt.best_trial": str(best.number), **{f"best.{k}": str(v) for k, v in best.params.items()}}
-            self.writer.log(PARENT, metrics=[(k, v, 0) for k, v in study.final_metrics.items()], tags=tags)
-            self.writer.log(best.number, tags={"hpt.best": "true"})
-            self.writer.call(PARENT, "log_text", json.dumps(best.params, indent=2, default=str), "best_params.json")
+            self._log(
+                PARENT,
+                metrics=[(BEST_METRIC, best.value, self._evaluations)],
+                tags={EVALUATIONS_TAG: self._evaluations, "hpt.best_trial": best.number},
+            )
+
+    def _log_results(self, study: Study, status: str) -> bool:
+        """Log the study's results (best trial, front, counts, plots, model); whether a model was logged."""
+        best = study.best_trial
+        self._elapsed += time.monotonic() - self._opened_at
+        tags = {"hpt.counts": json.dumps(study.counts()), ELAPSED_TAG: f"{self._elapsed:.1f}"}
+        if best is not None:
+            tags.update({"hpt.best_trial": str(best.number), **{f"best.{k}": str(v) for k, v in best.params.items()}})
+            self._log(PARENT, metrics=[(k, v, 0) for k, v in study.final_metrics.items()], tags=tags)
+            self._log(best.number, tags={"hpt.best": "true"})
+            self._call(PARENT, "log_text", json.dumps(best.params, indent=2, default=str), "best_params.json")
+        else:
+            self._log(PARENT, tags=tags)
         if len(study.directions) > 1:
             front = [{"trial": t.number, "values": t.values, "params": t.params} for t in study.pareto_front()]
-            self.writer.call(PARENT, "log_text", json.dumps(front, indent=2, default=str), "pareto_front.json")
-        self.writer.log(PARENT, tags={"hpt.counts": json.dumps(study.counts())})
-        artifacts = Path(tempfile.mkdtemp(prefix="hpt-artifacts-"))
-        if study.config.plots:
-            self._log_study_artifacts(study, artifacts)
-        model = Path(tempfile.mkdtemp(prefix="hpt-model-")) / MODEL_ARTIFACT
-        logged = status == "FINISHED" and best is not None and self._log_model(study, best, model)
-        self.writer.call(PARENT, "set_terminated", status)
-        self.writer.close()
-        if logged and study.config.register_model:
-            self._register_model(study.config.register_model)
-        shutil.rmtree(artifacts, ignore_errors=True)
-        shutil.rmtree(model.parent, ignore_errors=True)
-        if self.writer.errors:
-            log.warning("%d MLflow writes failed; first: %s", len(self.writer.errors), self.writer.errors[0])
+            self._call(PARENT, "log_text", json.dumps(front, indent=2, default=str), "pareto_front.json")
+        if study.config.plots and status == "FINISHED":
+            plots = Path(tempfile.mkdtemp(prefix="hpt-artifacts-"))
+            write_study_artifacts(study, plots)
+            self._call(PARENT, "log_artifacts", str(self.journal.keep_files(plots, "plots")))
+        return status == "FINISHED" and best is not None and self._log_model(study, best)
 
-    def _log_model(self, study: Study, best: Trial, path: Path) -> bool:
+    def study_finished(self, study: Study, status: str) -> None:
+        if self.sync is None:
+            return  # the parent run was never created
+        model_logged = False
+        if self.broken is None:
+            try:
+                model_logged = self._log_results(study, status)
+                self._terminate(PARENT, status)
+            except JournalError:
+                pass  # raised already where it happened; what the journal holds is still sent below
+        self.unsynced = self.sync.close(0.5 if self.broken is not None else self.grace)
+        if self.unsynced == 0:
+            lease.release(self.client, self.parent_run_id)
+        if self.unsynced == 0 and not self.sync.rejected and self.broken is None:
+            self.journal.remove()
+        else:
+            self.journal.close()
+            self.journal.unlock()
+        if model_logged and self.unsynced == 0 and study.config.register_model:
+            self._register_model(study.config.register_model)
+
+    def _log_model(self, study: Study, best: Trial) -> bool:
         """The best trial's model (`Backend.save_model`, from its checkpoint) as the parent run's `model`."""
+        path = Path(tempfile.mkdtemp(prefix="hpt-model-")) / MODEL_ARTIFACT
         try:
             saved = study.backend.save_model(best.params, study._checkpoint_dir(best), path)
         except Exception as exc:  # the study's results stand without its model
             log.warning("saving the best trial's model failed: %s", exc)
-            return False
+            saved = False
         if saved:
-            self.writer.call(PARENT, "log_artifacts", str(path), MODEL_ARTIFACT)
-            self.writer.log(PARENT, tags={"hpt.model": MODEL_ARTIFACT})
+            kept = self.journal.keep_files(path, MODEL_ARTIFACT)
+            self._call(PARENT, "log_artifacts", str(kept), MODEL_ARTIFACT)
+            self._log(PARENT, tags={"hpt.model": MODEL_ARTIFACT})
+        shutil.rmtree(path.parent, ignore_errors=True)
         return bool(saved)
 
     def _register_model(self, name: str) -> None:
@@ -435,13 +386,7 @@ class MlflowTracker(StudyObserver):
             version = self.client.create_model_version(name, source, run_id=self.parent_run_id)
             self.client.set_tag(self.parent_run_id, "hpt.registered_model", f"{name}/{version.version}")
         except MlflowException as exc:
-            self.writer.errors.append(f"registering model {name!r}: {str(exc).splitlines()[0]}")
             log.warning("registering the model as %r failed: %s", name, str(exc).splitlines()[0])
-
-    def _log_study_artifacts(self, study: Study, directory: Path) -> None:
-        """What plugins write at the end of a study (plots, reports), as artifacts of its parent run."""
-        write_study_artifacts(study, directory)
-        self.writer.call(PARENT, "log_artifacts", str(directory))
 
 
 def write_study_artifacts(study: Study, directory: Path) -> None:
@@ -457,84 +402,36 @@ def write_study_artifacts(study: Study, directory: Path) -> None:
             log.warning("plugin %s: study artifacts failed: %s", impl.plugin_name, exc)
 
 
-@dataclass
-class StudyRecord:
-    """What MLflow holds about a study: its config, space and trials (enough to resume it)."""
-
-    run_id: str
-    config: StudyConfig
-    space: Space
-    trials: list[Trial]
-    interrupted: list[Trial]
-    child_run_ids: dict[int, str]
-    unterminated: list[Trial]
-    """Finished trials whose run status never reached the store (the process died in between)."""
-    cut_promotions: list[Trial]
-    """Trials whose promotion to a larger budget was interrupted: restored at the budget they finished."""
-
-
-def load_study(run_id: str, tracking_uri: str | None = None) -> StudyRecord:
-    """Rebuild a study's config and trials from its MLflow runs alone."""
-    from mlflow.exceptions import MlflowException
-
+def acquire(run_id: str, tracking_uri: str | None = None, force: bool = False) -> tuple[MlflowClient, Journal]:
+    """Take a study to run it: its journal's local lock, then its lease in the store. One line if another
+    process runs it (JournalLocked on this machine, LeaseHeld elsewhere; `force` overrides the lease)."""
     client = make_client(tracking_uri)
+    journal = Journal.open(run_id)
     try:
-        parent = client.get_run(run_id)
-        config = StudyConfig.from_dict(json.loads(_read_text(client, run_id, CONFIG_ARTIFACT)))
-        space = Space.from_dict(json.loads(_read_text(client, run_id, SPACE_ARTIFACT)))
-    except MlflowException as exc:
-        raise HptError(f"cannot load study {run_id!r} from {client.tracking_uri}: {str(exc).splitlines()[0]}") from None
-    n_objectives = len(config.directions or ["minimize"])
-    names = objective_names(n_objectives)
-    runs, token = [], None
-    while True:
-        page = client.search_runs(
-            [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'", max_results=1000, page_token=token
-        )
-        runs += list(page)
-        token = page.token
-        if not token:
-            break
-    finished, interrupted, unterminated, cut_promotions, run_ids = [], [], [], [], {}
-    for run in runs:
-        tags, metrics = run.data.tags, run.data.metrics
-        number = int(tags["hpt.trial"])
-        run_ids[number] = run.info.run_id
-        budget = tags.get("hpt.budget")
-        history = tags.get("hpt.budget_history")
-        state_text = tags.get("hpt.state", "running")
-        try:
-            params = space.parse(run.data.params)
-        except HptError:  # killed between creating the run and logging its params: nothing to re-run
-            params, state_text = {}, "failed"
-            tags = {**tags, "hpt.error": "interrupted before its parameters were recorded", "hpt.requeued": "true"}
-        trial = Trial(
-            number,
-            params,
-            budget=None if budget in (None, "None") else float(budget),
-            state=TrialState(state_text) if state_text != "running" else TrialState.FAILED,
-            values=[metrics[n] for n in names] if all(n in metrics for n in names) else None,
-            metrics={k: v for k, v in metrics.items() if k not in names},
-            budget_history=[float(b) for b in history.split(",")] if history else [],
-            duration=float(tags.get("hpt.duration", 0.0)),
-            error=tags.get("hpt.error"),
-        )
-        was_interrupted = state_text == "running" or trial.error == INTERRUPTED
-        if was_interrupted and len(trial.budget_history) > 1:  # a promotion cut short: back to its last rung
-            trial.budget_history.pop()
-            trial.budget, trial.error = trial.budget_history[-1], None
-            trial.state = TrialState.COMPLETE if trial.values else TrialState.FAILED
-            cut_promotions.append(trial)
-        elif was_interrupted and tags.get("hpt.requeued") != "true":
-            trial.error = INTERRUPTED
-            interrupted.append(trial)
-        elif not was_interrupted and run.info.status == "RUNNING":
-            unterminated.append(trial)
-        finished.append(trial)
-    finished.sort(key=lambda t: t.number)
-    return StudyRecord(run_id, config, space, finished, interrupted, run_ids, unterminated, cut_promotions)
+        journal.lock()
+    except HptError as exc:
+        raise HptError(f"{exc}; wait for it to finish, or stop that process first") from None
+    try:
+        with store_errors(client.tracking_uri):
+            lease.claim(client, run_id, force)
+    except BaseException:
+        if journal.records:
+            journal.close()
+            journal.unlock()
+        else:  # nothing of this study was journalled here (a mistyped run id): leave no trace
+            journal.remove()
+        raise
+    return client, journal
 
 
-def _read_text(client: MlflowClient, run_id: str, path: str) -> str:
-    with tempfile.TemporaryDirectory() as tmp:
-        return Path(client.download_artifacts(run_id, path, tmp)).read_text()
+__all__ = [
+    "BEST_METRIC",
+    "MODEL_ARTIFACT",
+    "MlflowTracker",
+    "StudyRecord",
+    "acquire",
+    "load_study",
+    "make_client",
+    "objective_names",
+    "write_study_artifacts",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +13,12 @@ Direction = Literal["minimize", "maximize"]
 DIRECTIONS: tuple[str, ...] = ("minimize", "maximize")
 INTERRUPTED = "interrupted before it finished"
 """The error of a trial that was running when its study was stopped (Ctrl-C, a kill); resume re-runs it."""
+REQUEUED = "interrupted before it finished; run again as a new trial"
+"""The error of an interrupted trial once a resume has queued its configuration again."""
+LOST = "no record of this trial survived"
+"""The error of a trial number that neither the store nor the journal holds (resume fills the gap)."""
+NOT_COUNTED = (INTERRUPTED, REQUEUED, LOST)
+"""Errors of trials that did not fail by themselves: they count neither as failures nor as done."""
 
 
 class TrialState(StrEnum):
@@ -65,6 +72,21 @@ class Trial:
     @property
     def last_step(self) -> int | None:
         return self.intermediate[-1][0] if self.intermediate else None
+
+    def to_record(self) -> dict[str, Any]:
+        """The trial as plain JSON-able data (what the journal keeps)."""
+        record = dataclasses.asdict(self)
+        record["state"] = self.state.value
+        return record
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Trial:
+        """The trial `to_record` wrote."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        data = {k: v for k, v in record.items() if k in fields}
+        data["state"] = TrialState(data.get("state", "failed"))
+        data["intermediate"] = [(int(step), dict(metrics)) for step, metrics in data.get("intermediate", [])]
+        return cls(**data)
 
 
 def better(a: float, b: float, direction: str) -> bool:

@@ -1,0 +1,52 @@
+"""Stopping a study on a signal: SIGTERM and SIGHUP (what a scheduler, `docker stop` or a closed terminal
+send) are handled as Ctrl-C is, and a signal that comes while the study is already stopping does not
+cut its clean-up short: it only tells the study to stop waiting for an unreachable store."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(KeyboardInterrupt):
+    """The study was asked to stop by a signal (a KeyboardInterrupt, so it is handled as Ctrl-C is)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention: 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM)."""
+        return 128 + self.signum
+
+
+@contextmanager
+def stop_on_signals(on_repeat: Callable[[int], None]) -> Iterator[None]:
+    """Within the block, the first stop signal raises `Stopped`; later ones call `on_repeat(signum)`
+    instead of interrupting the clean-up. The previous handlers come back at the end."""
+    received: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        if received:
+            on_repeat(signum)
+            return
+        received.append(signum)
+        raise Stopped(signum)
+
+    previous = {}
+    for signum in STOP_SIGNALS:
+        if signal.getsignal(signum) is signal.SIG_IGN:
+            continue  # started with it ignored on purpose (nohup ignores SIGHUP): keep it so
+        previous[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+__all__ = ["STOP_SIGNALS", "Stopped", "stop_on_signals"]
