@@ -5,6 +5,7 @@ holds the wrong type."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -70,4 +71,65 @@ def test_a_csv_that_repeats_column_names_names_them(tmp_path: Path):
     path.write_text("a,b,a,c,b,label\n" + "1,2,3,4,5,x\n" * 30)
     assert run_on_csv(path) == (
         f"error: data file {str(path)!r} repeats column name(s) 'a', 'b'; give each column its own name"
+    )
+
+
+@pytest.fixture(scope="module")
+def shop_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A study on a CSV of a number column (`weight`) and a text column (`colour`): its store and parent run."""
+    pytest.importorskip("torch")
+    from conftest import invoke_json
+
+    here = tmp_path_factory.mktemp("shop")
+    rows = ["weight,colour,label"] + [
+        f"{10 + i * 0.37:.2f},{('red', 'blue')[i % 2]},{'ab'[i % 3 == 0]}" for i in range(60)
+    ]
+    (here / "shop.csv").write_text("\n".join(rows) + "\n")
+    store = f"sqlite:///{here}/mlflow.db"
+    out = invoke_json(
+        "run", "--data", str(here / "shop.csv"), "--target", "label", "--trials", "1", "--max-epochs", "2",
+        "--tracking-uri", store, "--quiet",
+    )  # fmt: skip
+    return store, out["parent_run_id"]
+
+
+def predict(model: tuple[str, str], path: Path) -> Any:
+    """`hpt predict` on the model's run with `--data path`: click's result."""
+    from hpt_reports.predict import predict as command
+
+    store, run_id = model
+    return CliRunner().invoke(command, [run_id, "--data", str(path), "--tracking-uri", store])
+
+
+@pytest.mark.slow  # trains and logs a model once for the three (about 10 s)
+def test_predict_names_a_column_of_the_wrong_type_and_the_type_it_expects(shop_model, tmp_path: Path):
+    (tmp_path / "new.csv").write_text("weight,colour\n12.5,red\nheavy,blue\n")
+    result = predict(shop_model, tmp_path / "new.csv")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: column 'weight' holds text ('heavy'); the model expects numbers (double) there, "
+        "as in the data it was trained on"
+    ]
+
+
+@pytest.mark.slow  # trains and logs a model once for the three (about 10 s)
+def test_predict_reads_whole_numbers_and_numbers_in_a_text_column(shop_model, tmp_path: Path):
+    """Columns that pandas reads as int64 where the model was trained on decimals or on text (MLflow's own
+    schema check refuses both) are read as the training CSV's were."""
+    (tmp_path / "new.csv").write_text("weight,colour\n12,red\n20,blue\n15,3\n")
+    result = predict(shop_model, tmp_path / "new.csv")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "weight,colour,prediction" and len(lines) == 4
+    assert {line.rsplit(",", 1)[1] for line in lines[1:]} <= {"a", "b"}
+
+
+@pytest.mark.slow  # trains and logs a model once for the three (about 10 s)
+def test_predict_refuses_what_run_refuses(shop_model, tmp_path: Path):
+    (tmp_path / "new.csv").write_text("weight,colour,weight\n1,red,2\n")
+    assert predict(shop_model, tmp_path).stderr.strip() == (
+        f"error: data file {str(tmp_path)!r} is a directory; --data takes a CSV file"
+    )
+    assert predict(shop_model, tmp_path / "new.csv").stderr.strip() == (
+        f"error: data file {str(tmp_path / 'new.csv')!r} repeats column name(s) 'weight'; give each column its own name"
     )

@@ -39,34 +39,74 @@ def load_study_model(run_id: str, tracking_uri: str | None, directory: Path) -> 
 
 
 def read_rows(path: str) -> Any:
-    """The CSV file's rows; one clear line for a missing, empty or unreadable file."""
+    """The CSV file's rows; one clear line for a missing, empty, binary or non-UTF-8 file, a directory, or a
+    header that repeats a column name (the checks `hpt run --data` makes)."""
+    from hpt_torch.datasets import read_csv
+
+    return read_csv(path)
+
+
+NUMBER_TYPES = {"double", "float", "long", "integer"}
+
+
+def fit_schema(model: Any, features: Any) -> Any:
+    """The feature columns as the model's input schema types them, or one line naming the first column whose
+    values cannot be read so and the type the model expects.
+
+    Whole numbers become doubles and numbers in a text column become text, as they would have been in the
+    training CSV (MLflow refuses both); a column with no value at all takes the expected type.
+    """
     import pandas as pd
 
-    if not Path(path).is_file():
-        raise HptError(f"data file {path!r} does not exist")
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise HptError(f"data file {path!r} is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise HptError(f"data file {path!r} is not a readable CSV: {str(exc).splitlines()[0]}") from None
+    schema = model.metadata.get_input_schema()
+    out = features.copy()
+    for spec in schema.inputs:
+        name, kind = spec.name, getattr(spec.type, "name", str(spec.type))
+        column = out[name]
+        present = column.dropna()
+        if kind in NUMBER_TYPES and not (present.empty or pd.api.types.is_numeric_dtype(column)):
+            bad = present[pd.to_numeric(present, errors="coerce").isna()]
+            raise HptError(_mismatch(name, "text", bad.iloc[0], "numbers", kind))
+        if kind == "double":
+            out[name] = column.astype("float64")
+        elif kind == "string" and pd.api.types.is_bool_dtype(column):
+            raise HptError(_mismatch(name, "true/false", present.iloc[0], "text", kind))
+        elif kind == "string" and pd.api.types.is_numeric_dtype(column):
+            whole = bool((present % 1 == 0).all())
+            text = [None if pd.isna(v) else str(int(v)) if whole else str(v) for v in column]
+            out[name] = pd.Series(text, index=column.index, dtype=object)
+        elif kind == "boolean" and not (present.empty or pd.api.types.is_bool_dtype(column)):
+            raise HptError(_mismatch(name, "other values", present.iloc[0], "true/false", kind))
+    return out
+
+
+def _mismatch(column: str, held: str, value: Any, expected: str, kind: str) -> str:
+    return (
+        f"column {column!r} holds {held} ({value!r}); the model expects {expected} ({kind}) there, "
+        "as in the data it was trained on"
+    )
 
 
 def predict_rows(model: Any, rows: Any, probabilities: bool = False) -> Any:
     """The rows with the model's predictions appended: a `prediction` column, or one column per class."""
     import pandas as pd
+    from mlflow.exceptions import MlflowException
 
     needed = model.metadata.get_input_schema().input_names()
     missing = [name for name in needed if name not in rows.columns]
     if missing:
         raise HptError(f"the data lacks feature column(s) {', '.join(missing)}; the model needs {', '.join(needed)}")
-    features = rows[needed]
-    if probabilities:
-        if model.metadata.get_params_schema() is None:
-            raise HptError("--probabilities needs a classification model; this one predicts values")
-        out = model.predict(features, params={"output": "probabilities"})
-        return pd.concat([rows.reset_index(drop=True), out.add_prefix("p_").reset_index(drop=True)], axis=1)
-    return rows.assign(**{PREDICTION: list(model.predict(features))})
+    features = fit_schema(model, rows[needed])
+    try:
+        if probabilities:
+            if model.metadata.get_params_schema() is None:
+                raise HptError("--probabilities needs a classification model; this one predicts values")
+            out = model.predict(features, params={"output": "probabilities"})
+            return pd.concat([rows.reset_index(drop=True), out.add_prefix("p_").reset_index(drop=True)], axis=1)
+        return rows.assign(**{PREDICTION: list(model.predict(features))})
+    except MlflowException as exc:  # a schema rule fit_schema does not know: MLflow's reason, without its data dump
+        reason = str(exc).rsplit("Error: ", 1)[-1].strip().splitlines()[0]
+        raise HptError(f"the data does not fit the model's input schema: {reason}") from None
 
 
 @click.command()
