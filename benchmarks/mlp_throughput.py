@@ -20,9 +20,10 @@ import numpy as np
 import torch
 from hpt.backend import TrialContext
 from hpt_torch.backend import MLPBackend
+from hpt_torch.engine import Member, Stack
 from hpt_torch.hyperparams import resolve
-from hpt_torch.network import build_mlp
-from hpt_torch.training import TrainingRun, cpu_settings, make_optimizer, seeded, train
+from hpt_torch.network import build_mlp, initial_weights
+from hpt_torch.training import cpu_settings
 from sklearn.metrics import accuracy_score
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -32,8 +33,8 @@ def dataloader_loop(backend: MLPBackend, params: dict, epochs: int, threads: int
     fold = backend.folds[0]
     torch.manual_seed(0)
     torch.set_num_threads(threads)
-    model = build_mlp(params, fold.x_train.shape[1], backend.n_classes)
-    optimizer = make_optimizer(params, model)
+    model = build_mlp(params, initial_weights(params, fold.x_train.shape[1], backend.n_classes, 0))
+    optimizer = torch.optim.Adam(model.parameters(), lr=params["learning_rate"])
     loader = DataLoader(
         TensorDataset(torch.as_tensor(fold.x_train), torch.as_tensor(fold.y_train)),
         batch_size=params["batch_size"],
@@ -57,14 +58,11 @@ def dataloader_loop(backend: MLPBackend, params: dict, epochs: int, threads: int
 
 
 def hpt_loop(backend: MLPBackend, params: dict, epochs: int, threads: int) -> float:
-    """The backend's own loop (tensors on the device, batches by index); returns seconds."""
-    device = torch.device("cpu")
-    with seeded(0, device), cpu_settings(threads):
-        run = TrainingRun(
-            params, backend.folds[0], task=backend.task, n_classes=backend.n_classes, device=device, seed=0
-        )
+    """The backend's engine (a stack of one: tensors on the device, batches by index); returns seconds."""
+    with cpu_settings(threads):
+        stack = Stack([Member(params, 0, 0, epochs)], backend.data(1))
         start = time.perf_counter()
-        train([run], epochs)
+        stack.train()
         return time.perf_counter() - start
 
 

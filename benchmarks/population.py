@@ -1,8 +1,7 @@
 """Population training on the default mlp space (nothing pinned): trials per minute of K random
 configurations trained by `MLPBackend.evaluate_batch` (what `hpt run --batch-trials K` does) against the
 same configurations, with the same seeds, trained one after another by `MLPBackend.evaluate` (what
-`hpt run` does: by default a stack of one, `--trainer autograd` for the nn.Module and torch.optim loop
-that was the default before), in the same run; the best validation loss each side reached over the same trials
+`hpt run` does: a stack of one each), in the same run; the best validation loss each side reached over the same trials
 (batching must not change what a search finds: equal up to dropout masks); and each side's peak memory
 above the process's baseline. Every measurement runs in a fresh process (same start for both sides) under
 one torch thread (`--workers` processes at once for the sequential side, `--batched-threads` for the
@@ -54,7 +53,6 @@ def cell(args: dict[str, Any], side: str, k: int, part: int = 0, parts: int = 1)
         device=args["device"],
         max_epochs=args["max_epochs"],
         threads=threads,
-        trainer=args["trainer"],
     )
     space = backend.default_space()
     rng = np.random.default_rng(args["seed"] + k)
@@ -116,9 +114,6 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int, default=1, help="sequential side: trials in parallel processes")
     parser.add_argument("--batched-threads", type=int, default=1, help="torch threads of the batched side")
-    parser.add_argument(
-        "--trainer", default="stacked", help="sequential side: stacked (a stack of one, hpt run's default) or autograd"
-    )
     parser.add_argument("--cache", default=".hpt/population-benchmark.json", help="results kept between runs")
     args = parser.parse_args()
     cache_path = Path(args.cache)
@@ -126,7 +121,7 @@ def main() -> None:
 
     print(
         f"default mlp space, device {args.device}, seed {args.seed}; sequential: {args.workers} worker(s) of 1 "
-        f"thread, {args.trainer} trainer; batched: {args.batched_threads} thread(s)"
+        f"thread; batched: {args.batched_threads} thread(s)"
     )
     print(
         f"{'dataset':<16}{'K':>4}{'epochs':>7}{'seq/min':>9}{'batch/min':>11}{'speed-up':>10}{'p':>7}"
@@ -144,7 +139,6 @@ def main() -> None:
                 "sequential_trials": args.large_sequential_trials if large else args.sequential_trials,
                 "workers": args.workers,
                 "batched_threads": args.batched_threads,
-                "trainer": args.trainer,
             }
             runs: dict[str, list[dict[str, float]]] = {"sequential": [], "batched": []}
             for repeat in range(args.repeats):

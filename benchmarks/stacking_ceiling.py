@@ -1,7 +1,7 @@
 """The most any stacking of the default mlp space could gain over training one network at a time, here.
 
 Both sides train the same K default-space configurations for an epoch of a digits-sized set, with the
-stacked trainer's kernels (`hpt_torch.stacked`: forward, loss gradient, written-out backward) and no
+engine's kernels (`hpt_torch.stacked`: forward, loss gradient, written-out backward) and no
 optimiser (a CPU stack steps each member with its own fused kernel, as a network alone does, so the
 optimiser adds the same time to both sides):
 
@@ -34,9 +34,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from hpt_torch import kernels
 from hpt_torch.hyperparams import default_space, resolve
-from hpt_torch.population import layer_plans, layer_shapes
-from hpt_torch.stacked import FlatLayout, Shapes, backward, forward, loss_gradient
+from hpt_torch.network import layer_shapes
+from hpt_torch.stacked import FlatLayout, Shapes, backward, forward, layer_plans, loss_gradient
 
 TASK = "classification"
 
@@ -49,7 +50,7 @@ def draw(k: int, seed: int) -> list[dict[str, Any]]:
 
 
 def alone_epoch(configs: list[dict[str, Any]], x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
-    """An epoch of each network by itself: a stack of one at its own batch size (the stacked trainer)."""
+    """An epoch of each network by itself: a stack of one at its own batch size (as the engine trains a trial)."""
     n, cpu = len(y), torch.device("cpu")
     networks = []
     for p in configs:
@@ -98,7 +99,7 @@ def floor_epoch(configs: list[dict[str, Any]], x: torch.Tensor, y: torch.Tensor)
     out = torch.empty(micro, k * n_out)
     out_cols = [out[:, m * n_out : (m + 1) * n_out] for m in range(k)]
     targets = y[:micro].expand(k, micro).contiguous()
-    relu_backward = torch.ops.aten.threshold_backward.grad_input
+    relu_backward = kernels.PRIVATE_BACKWARD["relu"]  # writes into its first argument
 
     def step() -> None:
         for position, present in enumerate(columns):
@@ -114,7 +115,7 @@ def floor_epoch(configs: list[dict[str, Any]], x: torch.Tensor, y: torch.Tensor)
             grads[m][last].addmm_(z_cols_t[last - 1][m], grad_out[m])
             torch.mm(grad_out[m], weights_t[m][last], out=up_cols[last - 1][m])
         for position in range(depth - 1, -1, -1):
-            relu_backward(up[position], z[position], 0, grad_input=up[position])
+            relu_backward(up[position], z[position], z[position])
             for m in columns[position]:
                 source = inputs_t[m] if position == 0 else z_cols_t[position - 1][m]
                 grads[m][position].addmm_(source, up_cols[position][m])

@@ -1,11 +1,10 @@
 """The mlp backend on a GPU: a stack trained there (padded, stepped by the shared update rule) trains each
-member as it trains alone there, and the shared rule on the GPU steps as torch.optim's kernels do on the CPU.
+member as plain PyTorch trains it (`test_torch_reference`), and the shared rule steps as torch.optim does.
 
 The stack's test is skipped without CUDA (CI has none); the update rule's runs on the CPU then.
 `benchmarks/gpu_check.sh` runs this module on a GPU machine, and `HPT_TEST_DEVICE=cpu` runs all of it
 here, to check the tests themselves."""
 
-import copy
 import os
 
 import pytest
@@ -17,6 +16,7 @@ from hpt.backend import Result, TrialContext  # noqa: E402
 from hpt_torch.backend import MLPBackend  # noqa: E402
 from hpt_torch.hyperparams import resolve  # noqa: E402
 from hpt_torch.stacked_optim import StackedOptimizer  # noqa: E402
+from test_torch_reference import reference, reference_optimizer  # noqa: E402
 
 DEVICE = os.environ.get("HPT_TEST_DEVICE") or ("cuda" if torch.cuda.is_available() else None)
 needs_device = pytest.mark.skipif(DEVICE is None, reason="needs a CUDA GPU (HPT_TEST_DEVICE=cpu: here)")
@@ -38,44 +38,55 @@ MEMBERS = [  # depth, width, shape, activation, optimiser family, batch size, sc
 
 @needs_device
 @pytest.mark.parametrize("dataset", ["wine", "diabetes"])
-def test_a_mixed_stack_on_the_device_trains_each_member_as_it_trains_alone_there(dataset):
+def test_a_mixed_stack_on_the_device_trains_each_member_as_plain_pytorch_does(dataset):
     backend = MLPBackend(dataset=dataset, size=150, device=DEVICE)
-    reference = copy.copy(backend)
-    reference.trainer = "autograd"
     ctxs = [TrialContext(i, seed=11 + i) for i in range(len(MEMBERS))]
     results = backend.evaluate_population([resolve(p) for p in MEMBERS], [None] * len(MEMBERS), ctxs)
     for params, ctx, result in zip(MEMBERS, ctxs, results, strict=True):
-        alone_ctx = TrialContext(ctx.number, seed=ctx.seed)
-        expected = reference.evaluate(params, None, alone_ctx)
+        curve, best = reference(backend, params, ctx.seed)
         assert isinstance(result, Result), result
-        assert [step for step, _ in ctx.reports] == [step for step, _ in alone_ctx.reports]
-        for (_, got), (_, want) in zip(ctx.reports, alone_ctx.reports, strict=True):
+        assert [step for step, _ in ctx.reports] == [step for step, _ in curve]
+        for (_, got), (_, want) in zip(ctx.reports, curve, strict=True):
             for name, value in want.items():
                 assert got[name] == pytest.approx(value, rel=1e-3, abs=1e-4), name
-        assert result.value == pytest.approx(expected.value, rel=1e-3, abs=1e-4)
+        assert result.value == pytest.approx(best["valid_loss"], rel=1e-3, abs=1e-4)
 
 
-def test_the_shared_update_rule_on_the_device_matches_torch_optims_kernels_on_the_cpu():
-    """The rule a GPU stack steps with (a dozen kernels for the whole stack) against the fused kernels per
-    member that a CPU stack uses; without a GPU both run on the CPU."""
-    members = [resolve(p) for p in MEMBERS]
+def test_the_shared_update_rule_on_the_device_matches_torch_optim():
+    """The rule a stack steps with (a dozen kernels for the whole stack), with members that step at different
+    micro-batches (accumulating batches) and one that has finished (masked), against torch.optim per member
+    on the CPU; without a GPU the rule runs on the CPU."""
+    members = [resolve({**p, "l1": p.get("l1", 0.0)}) for p in MEMBERS]
     k, size = len(members), 50
+    device = torch.device(DEVICE or "cpu")
     generator = torch.Generator().manual_seed(0)
     start = torch.randn(k, size, generator=generator)
-    decay_mask = (torch.rand(k, size, generator=generator) > 0.3).float()
     grads = [torch.randn(k, size, generator=generator) for _ in range(6)]
+    stepping = torch.tensor([[1.0] * k, [float(i % 2) for i in range(k)], [1.0] * k])  # odd members accumulate
+    stepping[:, 3] = 0.0  # member 3 has finished: it must not move
+    flat, grad = start.clone().to(device), torch.zeros(k, size, device=device)
+    optimizer = StackedOptimizer(members, torch.ones(k, size, device=device))
     lr = torch.tensor([m["learning_rate"] for m in members]).unsqueeze(1)
-    finals = []
-    for device, per_member in ((torch.device("cpu"), True), (torch.device(DEVICE or "cpu"), False)):
-        flat, grad = start.clone().to(device), torch.zeros(k, size, device=device)
-        moments = [torch.zeros(k, size, device=device) for _ in range(2)]
-        opt = StackedOptimizer(members, decay_mask.to(device), *moments, torch.zeros(k), per_member)
+    for epoch in range(2):
+        optimizer.start_epoch(flat, grad, (lr * (epoch + 1)).to(device), stepping.to(device), 3, None, True)
+        for step in range(3):
+            grad.add_(grads[3 * epoch + step].to(device))
+            optimizer.step(step)
+        optimizer.end_epoch()
+    for i, params in enumerate(members):
+        weight = torch.nn.Parameter(start[i].clone())
+        model = torch.nn.Module()
+        model.weight = weight
+        reference_opt = reference_optimizer(params, model)
+        pending = torch.zeros(size)
         for epoch in range(2):
-            opt.start_epoch(flat, grad, lr.to(device) * (epoch + 1), [k, k, k])
+            for group in reference_opt.param_groups:
+                group["lr"] = params["learning_rate"] * (epoch + 1)
             for step in range(3):
-                grad.copy_(grads[3 * epoch + step])
-                opt.step(step)
-            opt.end_epoch()
-        finals.append(flat.cpu())
-    assert not torch.equal(finals[0], start)
-    torch.testing.assert_close(finals[1], finals[0], rtol=1e-5, atol=1e-6)
+                pending += grads[3 * epoch + step][i]
+                if stepping[step, i]:
+                    weight.grad = pending.clone() + params["l1"] * torch.sign(weight.detach())
+                    reference_opt.step()
+                    pending.zero_()
+        torch.testing.assert_close(flat[i].cpu(), weight.detach(), rtol=1e-5, atol=1e-6, msg=params["optimizer"])
+    assert torch.equal(flat[3].cpu(), start[3])

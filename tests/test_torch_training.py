@@ -1,4 +1,4 @@
-"""The training loop: metrics, determinism, checkpoint continuation, pruning, schedules, divergence."""
+"""Training a trial: metrics, determinism, checkpoint continuation, pruning, schedules, divergence."""
 
 import math
 
@@ -11,9 +11,10 @@ pytest.importorskip("sklearn")
 from hpt import TrialContext, TrialPruned  # noqa: E402
 from hpt.errors import HptError, SpaceError  # noqa: E402
 from hpt_torch.backend import MLPBackend  # noqa: E402
-from hpt_torch.metrics import compute_metrics  # noqa: E402
-from hpt_torch.network import build_mlp, hidden_widths  # noqa: E402
-from hpt_torch.training import CHECKPOINT_FILE, LRFactor  # noqa: E402
+from hpt_torch.engine import LRFactor  # noqa: E402
+from hpt_torch.metrics import member_metrics  # noqa: E402
+from hpt_torch.network import build_mlp, hidden_widths, initial_weights  # noqa: E402
+from hpt_torch.training import CHECKPOINT_FILE  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
 SMALL = {
@@ -31,10 +32,9 @@ SMALL = {
 }
 
 
-@pytest.fixture(scope="module", params=["stacked", "autograd"])
-def iris(request):
-    """Every behaviour of the training loop holds for both trainers."""
-    return MLPBackend(dataset="iris", trainer=request.param)
+@pytest.fixture(scope="module")
+def iris():
+    return MLPBackend(dataset="iris")
 
 
 def curve(ctx):
@@ -44,21 +44,38 @@ def curve(ctx):
 def test_classification_metrics_match_scikit_learn():
     gen = torch.Generator().manual_seed(0)
     logits, y = torch.randn(200, 4, generator=gen), torch.randint(0, 4, (200,), generator=gen)
-    got = compute_metrics("classification", logits, y, torch.tensor(0.5), 4, 0.0, 1.0)
+    loss, accuracy, f1 = member_metrics("classification", logits.unsqueeze(0), y, 4)[0].tolist()
     pred = logits.argmax(1).numpy()
-    assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
-    assert got["f1"] == pytest.approx(skm.f1_score(y, pred, average="macro"))
-    assert got["loss"] == 0.5
+    assert accuracy == pytest.approx(skm.accuracy_score(y, pred))
+    assert f1 == pytest.approx(skm.f1_score(y, pred, average="macro"))
+    assert loss == pytest.approx(float(torch.nn.functional.cross_entropy(logits, y)))
+
+
+def test_metrics_of_members_with_validation_sets_of_different_sizes_use_their_own_rows():
+    """k folds: each member's padded rows (weight 0) count for nothing."""
+    gen = torch.Generator().manual_seed(2)
+    logits, y = torch.randn(2, 50, 3, generator=gen), torch.randint(0, 3, (2, 50), generator=gen)
+    weight = torch.ones(2, 50)
+    weight[1, 40:] = 0
+    got = member_metrics("classification", logits, y, 3, weight=weight)
+    alone = member_metrics("classification", logits[1:, :40], y[1:, :40], 3)
+    torch.testing.assert_close(got[1], alone[0])
+    out, target = torch.randn(2, 30, 1, generator=gen), torch.randn(2, 30, generator=gen)
+    mask = torch.ones(2, 30)
+    mask[0, 25:] = 0
+    scale = torch.tensor([[2.0], [3.0]])
+    got = member_metrics("regression", out, target, 0, scale, scale, mask)
+    torch.testing.assert_close(got[0], member_metrics("regression", out[:1, :25], target[:1, :25], 0, 2.0, 2.0)[0])
 
 
 def test_regression_metrics_are_in_the_targets_units():
     gen = torch.Generator().manual_seed(1)
     out, y = torch.randn(100, 1, generator=gen), torch.randn(100, generator=gen)
-    got = compute_metrics("regression", out, y, torch.tensor(1.0), 0, 10.0, 3.0)
+    _, rmse, mae, r2 = member_metrics("regression", out.unsqueeze(0), y, 0, 10.0, 3.0)[0].tolist()
     truth, pred = (y * 3 + 10).numpy(), (out.squeeze(1) * 3 + 10).numpy()
-    assert got["rmse"] == pytest.approx(math.sqrt(skm.mean_squared_error(truth, pred)), rel=1e-5)
-    assert got["mae"] == pytest.approx(skm.mean_absolute_error(truth, pred), rel=1e-5)
-    assert got["r2"] == pytest.approx(skm.r2_score(truth, pred), rel=1e-4)
+    assert rmse == pytest.approx(math.sqrt(skm.mean_squared_error(truth, pred)), rel=1e-5)
+    assert mae == pytest.approx(skm.mean_absolute_error(truth, pred), rel=1e-5)
+    assert r2 == pytest.approx(skm.r2_score(truth, pred), rel=1e-4)
 
 
 def test_same_params_and_seed_give_the_same_curve(iris):
@@ -141,10 +158,14 @@ def test_network_shape_follows_the_params():
         "dropout": 0.1,
         "init": "lecun",
     }
-    model = build_mlp(params, 5, 3)
+    weights = initial_weights(params, 5, 3, seed=0)
+    model = build_mlp(params, weights)
     assert [type(m).__name__ for m in model] == ["Linear", "SELU", "AlphaDropout"] * 2 + ["Linear"]
     assert sum(p.numel() for p in model.parameters()) == (5 * 16 + 16) + (16 * 16 + 16) + (16 * 3 + 3)
     assert float(model[0].bias.detach().abs().sum()) == 0.0  # non-default inits zero the biases
+    assert torch.equal(model[0].weight, weights[0]) and torch.equal(weights[2], initial_weights(params, 5, 3, 0)[2])
+    default = initial_weights({**params, "init": "default"}, 5, 3, seed=0)
+    assert float(default[0].abs().max()) <= 1 / math.sqrt(5) and float(default[1].abs().sum()) > 0  # nn.Linear's
 
 
 def test_regression_backend_reports_rmse_and_scores_the_test_split():

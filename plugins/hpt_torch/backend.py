@@ -14,33 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hpt.backend import Backend, Result, TrialContext, TrialPruned
-from hpt.errors import HptError
+from hpt.backend import Backend, Result, TrialContext
 from hpt.space import Params, Space
 
 from hpt_torch.datasets import CLASSIFICATION, load_dataset, make_folds
+from hpt_torch.engine import DeviceData, Member, Stack, TrialRun, mean_metrics, read_checkpoint, train_trials
 from hpt_torch.hyperparams import LEARNING_RATE_RANGE, MAX_EPOCHS, PATIENCE, default_space, resolve
 from hpt_torch.lr_finder import LRFinding, lr_range_test
 from hpt_torch.metrics import resolve_objectives
-from hpt_torch.population import Member, stack_groups, train_population
-from hpt_torch.training import (
-    CHECKPOINT_FILE,
-    TrainingRun,
-    cpu_settings,
-    load_checkpoint,
-    mean_metrics,
-    read_checkpoint,
-    resolve_device,
-    save_checkpoint,
-    seeded,
-    train,
-)
+from hpt_torch.training import CHECKPOINT_FILE, cpu_settings, resolve_device
 
 FINDER_SPAN = 10.0
 """With `lr_from_finder`, the learning-rate range becomes [suggestion / 10, suggestion * 10]."""
 FINDER_BOUNDS = (1e-6, 1.0)
 EXAMPLE_ROWS = 5
-TRAINERS = ("stacked", "autograd")
 
 
 class MLPBackend(Backend):
@@ -64,11 +51,10 @@ class MLPBackend(Backend):
         task: classification or regression, to force how a CSV target is read.
         split_seed: the seed of the train/valid/test split (the same for every trial).
         threads: the most CPU threads one trial's training uses.
-        trainer: stacked (population training's hand-written step on a stack of one; 2x to 3x faster than
-            autograd on small networks) or autograd (an nn.Module with torch.optim; always so with folds).
 
-    With `hpt run --batch-trials K`, the K configurations of a batch train as stacked models
-    (`evaluate_batch`, population training), whatever their hyperparameters.
+    Every trial trains with `hpt_torch.engine`: alone as a stack of one (of k members with `folds=k`). With
+    `hpt run --batch-trials K`, the K configurations of a batch train as one stack on a GPU (`evaluate_batch`,
+    population training), whatever their hyperparameters; on a CPU one after another.
     """
 
     name = "mlp"
@@ -88,10 +74,7 @@ class MLPBackend(Backend):
         task: str | None = None,
         split_seed: int = 0,
         threads: int = 1,
-        trainer: str = "stacked",
     ) -> None:
-        if trainer not in TRAINERS:
-            raise HptError(f"unknown trainer {trainer!r}; use {' or '.join(TRAINERS)}")
         resolve_device(device)  # an unavailable device fails now, not in every trial
         data = str(Path(data).resolve()) if data is not None else None
         ds = load_dataset(dataset, data, target, size, task, split_seed)
@@ -104,7 +87,7 @@ class MLPBackend(Backend):
         self.metric, self.direction = self.objectives[0]
         self.device = device
         self.max_epochs, self.patience, self.threads = int(max_epochs), int(patience), int(threads)
-        self.trainer = trainer
+        self._data: Any = None
         self.learning_rate_range = LEARNING_RATE_RANGE
         self._options = {
             "dataset": dataset,
@@ -119,7 +102,6 @@ class MLPBackend(Backend):
             "patience": self.patience,
             "task": task,
             "split_seed": split_seed,
-            "trainer": trainer,
         }
         if lr_from_finder:
             self.learning_rate_range = narrowed_range(self.find_learning_rate().suggestion)
@@ -142,65 +124,45 @@ class MLPBackend(Backend):
         return dict(self._options)
 
     def auto_batch_trials(self) -> int:
-        from hpt_torch.population import auto_batch_trials
+        from hpt_torch.engine import auto_batch_trials
 
         return auto_batch_trials(self.device)
 
     # Training
-    def _runs(self, params: Params, seed: int, folds: list | None = None) -> list[TrainingRun]:
-        device = resolve_device(self.device)
-        return [
-            TrainingRun(
-                params,
-                fold,
-                task=self.task,
-                n_classes=self.n_classes,
-                device=device,
-                seed=seed + i,
-                monitor=self.metric,
-                direction=self.direction,
-            )
-            for i, fold in enumerate(folds or self.folds)
-        ]
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_data": None}  # the device copy of the folds is rebuilt where it is needed
+
+    def data(self, folds: int | None = None) -> DeviceData:
+        """The folds on the device (built once per process), or only the first `folds`."""
+        if self._data is None:
+            self._data = DeviceData.from_folds(self.folds, self.task, self.n_classes, resolve_device(self.device))
+        if folds is not None and folds < len(self.folds):
+            return DeviceData.from_folds(self.folds[:folds], self.task, self.n_classes, resolve_device(self.device))
+        return self._data
+
+    def _trial(self, params: Params, budget: float | None, ctx: TrialContext, folds: int | None = None) -> TrialRun:
+        """A trial's members: one per fold, fold i with seed + i."""
+        seed = 0 if ctx.seed is None else int(ctx.seed)
+        until = epochs_until(params, budget)
+        members = [Member(params, fold, seed + fold, until) for fold in range(folds or len(self.folds))]
+        return TrialRun(params, ctx, members, checkpoint_file(ctx), resumes=budget is not None)
 
     def evaluate(self, params: Params, budget: float | None, ctx: TrialContext) -> Result:
-        """Train (one model, or one per fold in lockstep), report every epoch, stop early, return the
-        best epoch's validation metric. With a budget (epochs), continue from the trial's checkpoint. The
-        `stacked` trainer (one fold) trains the trial as a population of one; the rest is the autograd loop."""
-        params = resolve(params)
-        if self.trainer == "stacked" and len(self.folds) == 1:
-            (outcome,) = self.evaluate_population([params], [budget], [ctx])
-            if isinstance(outcome, BaseException):
-                raise outcome
-            return outcome
-        until = epochs_until(params, budget)
-        seed = 0 if ctx.seed is None else int(ctx.seed)
-        checkpoint = checkpoint_file(ctx)
-        with seeded(seed, resolve_device(self.device)), cpu_settings(self.threads):
-            runs = self._runs(params, seed)
-            if budget is not None and checkpoint is not None:
-                load_checkpoint(checkpoint, runs, params, until)
-
-            def report(epoch: int, metrics: dict[str, float]) -> None:
-                ctx.report(epoch, metrics)
-                if ctx.should_stop():
-                    if checkpoint is not None:
-                        save_checkpoint(checkpoint, runs, params)
-                    raise TrialPruned()
-
-            train(runs, until, report)
-            if checkpoint is not None:
-                save_checkpoint(checkpoint, runs, params)
-        return self._result(runs)
+        """Train (one network, or one per fold as a stack), report every epoch, stop early, return the best
+        epoch's validation metric (the mean over folds). With a budget (epochs), continue from the trial's
+        checkpoint."""
+        (outcome,) = self.evaluate_population([resolve(params)], [budget], [ctx])
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     def evaluate_batch(
         self, params: Sequence[Params], budgets: Sequence[float | None], ctxs: Sequence[TrialContext]
     ) -> list[Any]:
-        """Population training: members train as stacked models (`population.stack_groups` decides which
-        share a stack; they may differ in every hyperparameter), each with its own seed, data order, early
-        stopping, reports and checkpoint. A member the grouping leaves alone is a stack of one (the stacked
-        step is cheaper than autograd's even for one network); on k folds every member trains by itself as
-        in `evaluate`. One entry per member: its Result or its exception."""
+        """Population training: on a GPU, the batch's members train as one stack (several when their batch sizes
+        share no micro-batch), whatever their hyperparameters; on a CPU, where stacking gains little, one after
+        another. Each keeps its own seed, data order, early stopping, reports and checkpoint. One entry per
+        member: its Result or its exception."""
         out: list[Any] = [None] * len(params)
         valid: list[tuple[int, dict[str, Any]]] = []
         for index, member_params in enumerate(params):
@@ -208,19 +170,12 @@ class MLPBackend(Backend):
                 valid.append((index, resolve(member_params)))
             except Exception as exc:  # a bad configuration fails alone
                 out[index] = exc
-        if len(self.folds) == 1:
-            fold = self.folds[0]
-            n_outputs = self.n_classes if self.n_classes > 2 else 1
-            device_type = resolve_device(self.device).type
-            cuts = stack_groups([p for _, p in valid], len(fold.y_train), fold.x_train.shape[1], n_outputs, device_type)
-            groups = [[valid[i] for i in cut] for cut in cuts]
-        else:
+        if resolve_device(self.device).type == "cpu":
             groups = [[member] for member in valid]
+        else:
+            sizes = [min(p["batch_size"], max(len(f.y_train) for f in self.folds)) for _, p in valid]
+            groups = [[valid[i] for i in group] for group in micro_batch_groups(sizes)]
         for group in groups:
-            if len(self.folds) > 1:  # k folds train in lockstep in `evaluate`, one member at a time
-                ((index, _),) = group
-                out[index] = self._evaluate_alone(params[index], budgets[index], ctxs[index])
-                continue
             indices = [index for index, _ in group]
             try:
                 results = self.evaluate_population(
@@ -232,80 +187,69 @@ class MLPBackend(Backend):
                 out[index] = result
         return out
 
-    def _evaluate_alone(self, params: Params, budget: float | None, ctx: TrialContext) -> Any:
-        try:
-            return self.evaluate(params, budget, ctx)
-        except Exception as exc:  # one member failing must not fail the others
-            return exc
-
     def evaluate_population(
         self, params: Sequence[Params], budgets: Sequence[float | None], ctxs: Sequence[TrialContext]
     ) -> list[Any]:
-        """Train resolved configurations as one stack, whatever `stack_groups` would decide; one entry per
-        member: its Result or the exception that ended it."""
-        device = resolve_device(self.device)
+        """Train resolved configurations (and their folds) as one stack; one entry per configuration: its
+        Result or the exception that ended it."""
         seeds = [0 if ctx.seed is None else int(ctx.seed) for ctx in ctxs]
-        members: list[Member] = []
-        with seeded(seeds[0], device), cpu_settings(self.threads):
-            for member_params, budget, ctx, seed in zip(params, budgets, ctxs, seeds, strict=True):
-                with seeded(seed, device):  # the same initial weights as the member trained alone
-                    (run,) = self._runs(member_params, seed)
-                member = Member(run, ctx, epochs_until(member_params, budget), checkpoint_file(ctx))
-                if budget is not None and member.checkpoint is not None:
-                    load_checkpoint(member.checkpoint, [run], member_params, member.until)
-                members.append(member)
-            train_population(members, dropout_seed=seeds[0])
-        return [self._result([m.run]) if m.outcome is None else m.outcome for m in members]
+        with cpu_settings(self.threads):
+            trials = [self._trial(p, b, ctx) for p, b, ctx in zip(params, budgets, ctxs, strict=True)]
+            stack = train_trials(trials, self.data(), self.metric, self.direction, dropout_seed=seeds[0])
+        return [self._result(t, stack) if t.outcome is None else t.outcome for t in trials]
 
-    def _result(self, runs: list[TrainingRun]) -> Result:
+    def _result(self, trial: TrialRun, stack: Stack) -> Result:
         """The objective (best epoch's validation metric, averaged over folds) and the final metrics."""
-        best = mean_metrics([run.best_metrics for run in runs])
+        states = [m.state for m in trial.members]
+        best = mean_metrics([s.best_metrics for s in states])
         extra = {
-            "best_epoch": float(np.mean([run.best_epoch for run in runs])),
-            "epochs": max(run.epoch for run in runs),
-            "n_params": runs[0].n_params,
+            "best_epoch": float(np.mean([s.best_epoch for s in states])),
+            "epochs": max(s.epoch for s in states),
+            "n_params": stack.n_params(stack.members.index(trial.members[0])),
         }
         metrics = {**{f"best_{k}": v for k, v in best.items()}, **extra}
         values = [best[name] if name in best else extra[name] for name, _ in self.objectives]
         return Result(values[0] if len(values) == 1 else values, metrics=metrics)
+
+    def _best_weights(self, params: Params, seed: int, checkpoint_dir: Path | None) -> list[Any] | None:
+        """The first fold's best weights from the trial's checkpoint, if it holds this configuration."""
+        checkpoint = checkpoint_dir / CHECKPOINT_FILE if checkpoint_dir is not None else None
+        saved = read_checkpoint(checkpoint, params)
+        if saved is None:
+            return None
+        first = saved["members"][0]
+        return first["best"] or first["weights"]
 
     def final_report(self, params: Params, seed: int | None, checkpoint_dir: Path | None = None) -> dict[str, float]:
         """Score the test split with the weights the trial selected (its best epoch, restored from its
         checkpoint); without a checkpoint, train the configuration again as its trial did (same seed)."""
         params = resolve(params)
         seed = 0 if seed is None else int(seed)
-        checkpoint = checkpoint_dir / CHECKPOINT_FILE if checkpoint_dir is not None else None
-        with seeded(seed, resolve_device(self.device)), cpu_settings(self.threads):
-            (run,) = self._runs(params, seed, self.folds[:1])
-            saved = read_checkpoint(checkpoint, params, run.device) if checkpoint is not None else None
-            if saved is not None:
-                run.load_weights(saved["runs"][0])
-            elif self.trainer == "stacked":  # as the trial trained (dropout masks from the same generator)
-                train_population([Member(run, TrialContext(0), params["max_epochs"], None)], dropout_seed=seed)
-            else:
-                train([run], params["max_epochs"])
-            run.restore_best()
-            metrics = run.evaluate(*run.tensors(self.x_test, self.y_test))
+        weights = self._best_weights(params, seed, checkpoint_dir)
+        with cpu_settings(self.threads):
+            data = self.data(1)
+            if weights is not None:
+                stack = Stack([Member(params, 0, seed, 0)], data, self.metric, self.direction, seed)
+                stack.load_weights(0, weights)
+            else:  # as the trial trained (its first fold, dropout masks from the same generator)
+                trial = TrialRun(params, TrialContext(0), [Member(params, 0, seed, params["max_epochs"])])
+                stack = train_trials([trial], data, self.metric, self.direction, dropout_seed=seed)
+            (metrics,) = stack.score(self.x_test, self.y_test)
         return {f"test_{k}": v for k, v in metrics.items()}
 
     def save_model(self, params: Params, checkpoint_dir: Path | None, path: Path) -> bool:
         """The trial's network at its best epoch (from its checkpoint: the weights `final_report` scored) with
         the first fold's preprocessing, as an MLflow pyfunc model (`hpt_torch.serving`)."""
-        checkpoint = checkpoint_dir / CHECKPOINT_FILE if checkpoint_dir is not None else None
-        if checkpoint is None or not checkpoint.is_file():
+        params = resolve(params)
+        weights = self._best_weights(params, 0, checkpoint_dir)
+        if weights is None:
             return False
+        from hpt_torch.network import build_mlp
         from hpt_torch.serving import MLPModel, save_mlp_model
 
-        params = resolve(params)
         fold = self.folds[0]
         with cpu_settings(self.threads):
-            (run,) = self._runs(params, 0, self.folds[:1])
-            saved = read_checkpoint(checkpoint, params, run.device)
-            if saved is None:
-                return False
-            run.load_weights(saved["runs"][0])
-            run.restore_best()
-            network = run.model.cpu().eval()
+            network = build_mlp(params, weights).eval()
             classes = list(self.classes) if self.task == CLASSIFICATION else None
             model = MLPModel(network, fold.encoder, fold.x_mean, fold.x_scale, classes, fold.y_mean, fold.y_std)
             save_mlp_model(path, model, self.example)
@@ -315,20 +259,25 @@ class MLPBackend(Backend):
         """The LR range test on the first fold's training rows, for `params` (default: the defaults)."""
         params = resolve(params or {})
         with cpu_settings(self.threads):
-            return lr_range_test(
-                params,
-                self.folds[0],
-                task=self.task,
-                n_classes=self.n_classes,
-                device=resolve_device(self.device),
-                seed=seed,
-                **options,
-            )
+            return lr_range_test(params, self.data(1), seed=seed, **options)
 
 
 def epochs_until(params: Params, budget: float | None) -> int:
     """The epoch a trial trains to: its budget (epochs) if it has one, else `max_epochs`."""
     return params["max_epochs"] if budget is None else max(1, int(round(budget)))
+
+
+def micro_batch_groups(sizes: Sequence[int]) -> list[list[int]]:
+    """Members (indices) grouped so that each group's batch sizes are multiples of its smallest (their common
+    micro-batch: a group of 32, 64, 128 and 256 steps at 32 rows; 48 would start another)."""
+    groups: list[tuple[int, list[int]]] = []
+    for index in sorted(range(len(sizes)), key=lambda i: sizes[i]):
+        group = next((g for micro, g in groups if sizes[index] % micro == 0), None)
+        if group is None:
+            groups.append((sizes[index], [index]))
+        else:
+            group.append(index)
+    return [g for _, g in groups]
 
 
 def checkpoint_file(ctx: TrialContext) -> Path | None:

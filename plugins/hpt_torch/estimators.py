@@ -1,4 +1,4 @@
-"""scikit-learn estimators around the same network and training loop as the `mlp` backend, so
+"""scikit-learn estimators around the same network and training engine as the `mlp` backend, so
 `GridSearchCV`, `RandomizedSearchCV`, pipelines and `clone` work on it too.
 
     from hpt_torch.estimators import MLPClassifier
@@ -20,9 +20,11 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
 from hpt_torch.datasets import CLASSIFICATION, REGRESSION, fold_from_arrays
+from hpt_torch.engine import DeviceData, Member, Stack
 from hpt_torch.hyperparams import DEFAULTS, resolve
 from hpt_torch.metrics import predict_classes
-from hpt_torch.training import TrainingRun, cpu_settings, resolve_device, seeded, train
+from hpt_torch.network import build_mlp
+from hpt_torch.training import cpu_settings, resolve_device
 
 
 class _MLPEstimator(BaseEstimator):
@@ -78,14 +80,16 @@ class _MLPEstimator(BaseEstimator):
         params = resolve({name: getattr(self, name) for name in DEFAULTS})
         seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         fold = fold_from_arrays(x, y, self._task == CLASSIFICATION, self.validation_fraction, seed)
-        device = resolve_device(self.device)
-        with seeded(seed, device), cpu_settings(self.n_threads):
-            run = TrainingRun(params, fold, task=self._task, n_classes=n_classes, device=device, seed=seed)
-            train([run], params["max_epochs"])
-        run.restore_best()
-        self.model_ = run.model.cpu().eval()
+        with cpu_settings(self.n_threads):
+            data = DeviceData.from_folds([fold], self._task, n_classes, resolve_device(self.device))
+            member = Member(params, 0, seed, params["max_epochs"])
+            stack = Stack([member], data, dropout_seed=seed)
+            stack.train()
+            (best,) = stack.member_states([0])
+        self.model_ = build_mlp(params, best["best"] or best["weights"]).eval()
         self.x_mean_, self.x_scale_, self.y_mean_, self.y_std_ = fold.x_mean, fold.x_scale, fold.y_mean, fold.y_std
-        self.n_epochs_, self.best_epoch_, self.best_score_ = run.epoch, run.best_epoch, run.best_value
+        state = member.state
+        self.n_epochs_, self.best_epoch_, self.best_score_ = state.epoch, state.best_epoch, state.best_value
         return self
 
     def _outputs(self, x: Any) -> torch.Tensor:

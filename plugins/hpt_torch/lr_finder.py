@@ -1,5 +1,6 @@
 """The learning-rate range test (Smith, 2017): raise the rate exponentially batch after batch,
-watch the smoothed training loss, and suggest a tenth of the rate where the loss stops falling."""
+watch the smoothed training loss, and suggest a tenth of the rate where the loss stops falling. The network
+trains as every other does here: a stack of one of the engine (`hpt_torch.engine`), one step at a time."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from typing import Any
 import torch
 from hpt.errors import HptError
 
-from hpt_torch.datasets import Fold
-from hpt_torch.training import TrainingRun, seeded
+from hpt_torch.engine import DeviceData, Member, Stack, epoch_orders
 
 SMOOTHING = 0.98
 """Weight of the running loss in the exponential moving average (bias-corrected)."""
@@ -52,52 +52,47 @@ class LRFinding:
 
 def lr_range_test(
     params: dict[str, Any],
-    fold: Fold,
+    data: DeviceData,
     *,
-    task: str,
-    n_classes: int,
-    device: torch.device,
     seed: int = 0,
     start: float = 1e-5,
     end: float = 10.0,
     steps: int = 200,
 ) -> LRFinding:
-    """Train `params`' network on `fold`'s training rows for up to `steps` batches while the rate grows
-    from `start` to `end`; the suggestion is a tenth of the rate at the smoothed loss's minimum."""
+    """Train `params`' network (a stack of one) on the first fold of `data` for up to `steps` batches while the
+    rate grows from `start` to `end`; the suggestion is a tenth of the rate at the smoothed loss's minimum."""
     if not 0 < start < end or steps < 2:
         raise HptError(
             f"--start/--end/--steps: need 0 < start < end and steps >= 2, got start={start}, end={end}, steps={steps}"
         )
-    with seeded(seed, device):
-        run = TrainingRun(
-            {**params, "lr_schedule": "constant", "warmup_epochs": 0},
-            fold,
-            task=task,
-            n_classes=n_classes,
-            device=device,
-            seed=seed,
-        )
-        n = len(run.y_train)
-        rates, losses = [], []
-        order, position, average, best = torch.randperm(n, device=device, generator=run.generator), 0, 0.0, math.inf
-        run.model.train()
-        for step in range(steps):
-            rate = start * (end / start) ** (step / (steps - 1))
-            for group in run.optimizer.param_groups:
-                group["lr"] = rate
-            if position + run.batch_size > n:
-                order, position = torch.randperm(n, device=device, generator=run.generator), 0
-            loss = float(run.train_batch(order[position : position + run.batch_size]))
-            position += run.batch_size
-            if not math.isfinite(loss):
-                break
-            average = SMOOTHING * average + (1 - SMOOTHING) * loss
-            smoothed = average / (1 - SMOOTHING ** (step + 1))
-            rates.append(rate)
-            losses.append(smoothed)
-            best = min(best, smoothed)
-            if smoothed > DIVERGENCE_FACTOR * best:
-                break
+    params = {**params, "lr_schedule": "constant", "warmup_epochs": 0}
+    stack = Stack([Member(params, 0, seed, 1)], data, dropout_seed=seed)
+    n, batch = data.train_sizes[0], stack.batch[0]
+    one = torch.tensor([seed], device=stack.device)
+
+    def order(epoch: int) -> torch.Tensor:
+        return epoch_orders(one, torch.tensor([epoch], device=stack.device), torch.tensor([n], device=stack.device), n)[
+            0
+        ]
+
+    rates, losses = [], []
+    rows, epoch, position, average, best = order(0), 0, 0, 0.0, math.inf
+    for step in range(steps):
+        rate = start * (end / start) ** (step / (steps - 1))
+        if position + batch > n:
+            epoch, position = epoch + 1, 0
+            rows = order(epoch)
+        loss = float(stack.train_batch(rows[position : position + batch], rate))
+        position += batch
+        if not math.isfinite(loss):
+            break
+        average = SMOOTHING * average + (1 - SMOOTHING) * loss
+        smoothed = average / (1 - SMOOTHING ** (step + 1))
+        rates.append(rate)
+        losses.append(smoothed)
+        best = min(best, smoothed)
+        if smoothed > DIVERGENCE_FACTOR * best:
+            break
     if not losses:
         raise HptError(
             f"the LR range test found no usable rate: the loss was not finite even at the starting rate {start:g}"

@@ -1,4 +1,5 @@
-"""Validation and test metrics computed on the device, in one pass, with one host transfer.
+"""Validation and test metrics of K members computed on the device in one pass, left there for the engine to
+read once per epoch with everything else.
 
 They are evaluated every epoch, so they are plain tensor formulas (checked against scikit-learn's
 in the tests) rather than calls that copy predictions to the host and re-validate them each time.
@@ -6,7 +7,7 @@ in the tests) rather than calls that copy predictions to the host and re-validat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +21,7 @@ MAXIMIZED = frozenset({"accuracy", "f1", "r2"})
 
 
 def metric_names(task: str) -> tuple[str, ...]:
-    """What `compute_metrics` returns for `task` (without the `valid_` / `test_` prefix)."""
+    """What `member_metrics` returns for `task` (without the `valid_` / `test_` prefix)."""
     return CLASSIFICATION_METRICS if task == CLASSIFICATION else REGRESSION_METRICS
 
 
@@ -54,41 +55,53 @@ def resolve_metric(metric: str | None, task: str) -> tuple[str, str]:
     return f"valid_{short}", "maximize" if short in MAXIMIZED else "minimize"
 
 
-def _mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.mse_loss(out.squeeze(1), y)
-
-
-def _binary_cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.binary_cross_entropy_with_logits(out.squeeze(1), y.float())
-
-
-def loss_function(task: str, n_outputs: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Cross-entropy (softmax) for several classes, BCE on one logit for two, MSE for regression."""
-    if task != CLASSIFICATION:
-        return _mse
-    return _binary_cross_entropy if n_outputs == 1 else F.cross_entropy
-
-
 def predict_classes(out: torch.Tensor) -> torch.Tensor:
-    """Class indices from logits (one logit: positive class when above 0)."""
-    return (out.squeeze(1) > 0).long() if out.shape[1] == 1 else out.argmax(1)
+    """Class indices from logits (`[..., n_out]`; one logit: positive class when above 0)."""
+    return (out.squeeze(-1) > 0).long() if out.shape[-1] == 1 else out.argmax(-1)
 
 
-def compute_metrics(
-    task: str, out: torch.Tensor, y: torch.Tensor, loss: torch.Tensor, n_classes: int, y_mean: float, y_std: float
-) -> dict[str, float]:
-    """Loss plus accuracy and macro F1 (classification) or RMSE, MAE and R^2 in the target's units (regression)."""
-    if task == CLASSIFICATION:
-        pred = predict_classes(out)
-        confusion = torch.bincount(y * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-        true_pos = confusion.diag().float()
-        support = confusion.sum(1) + confusion.sum(0)
-        present = support > 0  # like scikit-learn: classes absent from both truth and predictions do not count
-        f1 = (2 * true_pos[present] / support[present]).mean()
-        values = torch.stack([loss, (pred == y).float().mean(), f1])
-    else:
-        pred, truth = out.squeeze(1) * y_std + y_mean, y * y_std + y_mean
+def member_metrics(
+    task: str,
+    out: torch.Tensor,
+    y: torch.Tensor,
+    n_classes: int,
+    y_mean: float | torch.Tensor = 0.0,
+    y_std: float | torch.Tensor = 1.0,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """`metric_names(task)` of K members at once, as a `[K, M]` tensor left on the device: loss plus accuracy and
+    macro F1 (classification) or RMSE, MAE and R^2 in the target's units (regression).
+
+    `out` is `[K, N, n_out]`; `y` the targets, `[N]` shared by all or `[K, N]`; `weight` (`[K, N]`, 1 or 0) marks
+    each member's real rows where members see validation sets of different sizes (k folds); `y_mean`, `y_std`
+    (numbers or `[K, 1]`) map standardised regression targets back to their units. Macro F1 counts, as
+    scikit-learn does, only the classes present in the truth or the predictions."""
+    k, n, n_out = out.shape
+    y = y.expand(k, n)
+    rows = torch.full((k,), float(n), device=out.device) if weight is None else weight.sum(1).clamp_min(1)
+
+    def mean(values: torch.Tensor) -> torch.Tensor:
+        return (values if weight is None else values * weight).sum(1) / rows
+
+    if task != CLASSIFICATION:
+        error = out.squeeze(2) - y
+        pred, truth = out.squeeze(2) * y_std + y_mean, y * y_std + y_mean
         err = pred - truth
-        ss_tot = ((truth - truth.mean()) ** 2).sum().clamp_min(1e-12)
-        values = torch.stack([loss, err.pow(2).mean().sqrt(), err.abs().mean(), 1 - err.pow(2).sum() / ss_tot])
-    return dict(zip(metric_names(task), values.detach().float().cpu().tolist(), strict=True))
+        centred = truth - mean(truth).unsqueeze(1)
+        ss_tot = (mean(centred * centred) * rows).clamp_min(1e-12)
+        mse = mean(err * err)
+        return torch.stack([mean(error * error), mse.sqrt(), mean(err.abs()), 1 - mse * rows / ss_tot], 1)
+    if n_out == 1:
+        losses = F.binary_cross_entropy_with_logits(out.squeeze(2), y.float(), reduction="none")
+    else:  # cross-entropy as logsumexp minus the target's logit (on a CPU, log_softmax costs several times more)
+        losses = out.logsumexp(2) - out.gather(2, y.unsqueeze(2)).squeeze(2)
+    pred = predict_classes(out)
+    cells = n_classes * n_classes
+    index = torch.arange(k, device=out.device).unsqueeze(1) * cells + y * n_classes + pred
+    counts = torch.bincount(index.reshape(-1), None if weight is None else weight.reshape(-1), minlength=k * cells)
+    confusion = counts.view(k, n_classes, n_classes)
+    true_pos = confusion.diagonal(dim1=1, dim2=2).float()
+    support = (confusion.sum(2) + confusion.sum(1)).float()
+    present = support > 0
+    f1 = torch.where(present, 2 * true_pos / support.clamp_min(1), 0).sum(1) / present.sum(1).clamp_min(1)
+    return torch.stack([mean(losses), mean((pred == y).float()), f1], 1)

@@ -1,5 +1,5 @@
-"""A population of MLPs as one stacked model: every member's parameters are one row of a `[K, P]`
-tensor, and a forward pass is one batched matrix product per layer for all K members.
+"""The arithmetic of a stack of MLPs: every member's parameters are one row of a `[K, P]` tensor, and a forward
+pass is one batched matrix product per layer for all K members.
 
 Members may differ in every part of their architecture:
 - width (`n_neurons`, `layer_shape`): each layer is padded to the widest member's, padded entries start at
@@ -9,11 +9,12 @@ Members may differ in every part of their architecture:
   zero bias, no activation, no dropout, masked gradients), which pass its activations through unchanged
   to its output layer in the last position;
 - activation: at each hidden position, each run of consecutive members sharing a function gets it
-  (`LayerPlan`; the population orders its members so that runs are few).
+  (`LayerPlan`; the engine orders its members so that runs are few: at most one per activation).
 
-The backward pass is written out (`backward`, with the kernels autograd would call for each activation)
-rather than recorded by autograd: a stack's training step is a few dozen small kernels, and on a CPU
-autograd's bookkeeping per operation costs more than many of them.
+The backward pass is written out (`backward`, with the kernels autograd would call for each activation,
+`hpt_torch.kernels`) rather than recorded by autograd: a stack's training step is a few dozen kernels, and
+autograd's bookkeeping per operation would cost more than many of them. No operation here depends on K but
+through the tensors' shapes: a step of 1,000 members issues the kernels a step of 4 does.
 """
 
 from __future__ import annotations
@@ -26,54 +27,18 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
+from hpt_torch import kernels
 from hpt_torch.datasets import CLASSIFICATION
-from hpt_torch.metrics import metric_names
+from hpt_torch.network import ACTIVATIONS
 
-ACTIVATIONS = {
-    "relu": F.relu,
-    "leaky_relu": F.leaky_relu,
-    "elu": F.elu,
-    "selu": F.selu,
-    "gelu": F.gelu,
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "identity": lambda h: h,
-}
-"""The functional forms of `network.ACTIVATION_MODULES` (same defaults), and the pass-through of a layer
-a shallower member does not have."""
 IDENTITY = "identity"
+"""The pass-through of a layer a shallower member does not have."""
 SELU_ALPHA = 1.7580993408473766
 """Alpha dropout's saturation value for SELU (torch's `alpha_dropout`)."""
 DROPOUT_LEVELS = 2**16
 EXP_FLOOR = -80.0
 """Softmax probabilities below exp(-80) are computed as exp(-80) (negligible): an exp that underflows to zero
 takes a slow path on some CPUs (100x)."""
-SELU_SCALE, SELU_ELU_ALPHA = 1.0507009873554805, 1.6732632423543772
-LEAKY_SLOPE = 0.01
-_aten = torch.ops.aten
-BACKWARD = {
-    "relu": lambda g, z, a: _aten.threshold_backward.grad_input(g, a, 0, grad_input=g),
-    "leaky_relu": lambda g, z, a: _aten.leaky_relu_backward.grad_input(g, z, LEAKY_SLOPE, False, grad_input=g),
-    "elu": lambda g, z, a: _aten.elu_backward.grad_input(g, 1.0, 1.0, 1.0, False, z, grad_input=g),
-    "selu": lambda g, z, a: _aten.elu_backward.grad_input(g, SELU_ELU_ALPHA, SELU_SCALE, 1.0, False, z, grad_input=g),
-    "gelu": lambda g, z, a: _aten.gelu_backward.grad_input(g, z, grad_input=g),
-    "tanh": lambda g, z, a: _aten.tanh_backward.grad_input(g, a, grad_input=g),
-    "sigmoid": lambda g, z, a: _aten.sigmoid_backward.grad_input(g, a, grad_input=g),
-    "identity": lambda g, z, a: g,
-}
-"""Each activation's gradient from the upstream gradient `g`, its input `z` and output `a`, written over `g`:
-the kernels autograd calls for it, so a stacked member's gradients are the ones it gets alone."""
-ACTIVATIONS_INTO = {
-    "relu": lambda z, out: torch.clamp_min(z, 0, out=out),
-    "leaky_relu": lambda z, out: _aten.leaky_relu.out(z, LEAKY_SLOPE, out=out),
-    "elu": lambda z, out: _aten.elu.out(z, 1.0, 1.0, 1.0, out=out),
-    "selu": lambda z, out: _aten.elu.out(z, SELU_ELU_ALPHA, SELU_SCALE, 1.0, out=out),  # what torch.selu computes
-    "gelu": lambda z, out: _aten.gelu.out(z, out=out),
-    "tanh": lambda z, out: torch.tanh(z, out=out),
-    "sigmoid": lambda z, out: torch.sigmoid(z, out=out),
-    "identity": lambda z, out: out.copy_(z),
-}
-"""`ACTIVATIONS` writing into `out`: a stack's runs of members fill one tensor, with no concatenation."""
 
 Shapes = list[tuple[int, int]]
 """A member's layers as (outputs, inputs), input layer first."""
@@ -145,24 +110,42 @@ class LayerPlan:
 
     runs: list[tuple[str, slice]]
     dropout: Dropout | None = None
+    device: torch.device = torch.device("cpu")
+
+    def __post_init__(self) -> None:
+        self._functions = [(_forward(name), _backward(name, self.device), rows) for name, rows in self.runs]
+
+    def restrict(self, rows: slice) -> LayerPlan:
+        """The plan of a slice of the members, without dropout (validation in several passes)."""
+        runs = [(name, slice(max(r.start, rows.start) - rows.start, min(r.stop, rows.stop) - rows.start))
+                for name, r in self.runs if max(r.start, rows.start) < min(r.stop, rows.stop)]  # fmt: skip
+        return LayerPlan(runs, None, self.device)
 
     def activate(self, z: torch.Tensor) -> torch.Tensor:
-        """Activations of pre-activations `z` (`[K, B, width]`), one kernel per run."""
-        if len(self.runs) == 1:
-            return ACTIVATIONS[self.runs[0][0]](z)
+        """Activations of pre-activations `z` (`[K, B, width]`), one kernel (and a copy) per run."""
+        if len(self._functions) == 1:
+            return self._functions[0][0](z)
         out = torch.empty_like(z)
-        for name, rows in self.runs:
-            ACTIVATIONS_INTO[name](z[rows], out[rows])
+        for function, _, rows in self._functions:
+            out[rows] = function(z[rows])
         return out
 
     def backward(self, g: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """The gradient at the pre-activations from the gradient `g` (overwritten) at the activations
         `a = activate(z)`."""
-        if len(self.runs) == 1:
-            return BACKWARD[self.runs[0][0]](g, z, a)
-        for name, rows in self.runs:
-            BACKWARD[name](g[rows], z[rows], a[rows])
+        if len(self._functions) == 1:
+            return self._functions[0][1](g, z, a)
+        for _, backward_, rows in self._functions:
+            backward_(g[rows], z[rows], a[rows])
         return g
+
+
+def _forward(name: str):  # noqa: ANN202 - a tensor function
+    return (lambda h: h) if name == IDENTITY else ACTIVATIONS[name].forward
+
+
+def _backward(name: str, device: torch.device) -> kernels.Backward:
+    return (lambda g, z, a: g) if name == IDENTITY else ACTIVATIONS[name].backward(device)
 
 
 class Dropout:
@@ -214,7 +197,7 @@ def layer_plans(functions: Sequence[Sequence[str]], rates: Sequence[float], devi
                 start = end
         member_rates = [0.0 if name == IDENTITY else rate for name, rate in zip(names, rates, strict=True)]
         dropout = Dropout(member_rates, [name == "selu" for name in names], device) if any(member_rates) else None
-        plans.append(LayerPlan(runs, dropout))
+        plans.append(LayerPlan(runs, dropout, device))
     return plans
 
 
@@ -292,74 +275,42 @@ def backward(
 
 @torch.no_grad()
 def loss_gradient(
-    task: str, out: torch.Tensor, y: torch.Tensor, scale: float | torch.Tensor
+    task: str, out: torch.Tensor, y: torch.Tensor, scale: float | torch.Tensor, weight: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each member's mean loss (`[K]`) of outputs `out` (`[K, B, n_out]`) on targets `y` (`[K, B]`), and the
-    gradient at `out` of the members' summed losses times `scale` (a number, or `[K, 1, 1]` per member: 1
-    over the rows of the member's batch, which a micro-batch may be a part of)."""
+    """Each member's summed loss over the micro-batch's rows (`[K]`) of outputs `out` (`[K, B, n_out]`) on
+    targets `y` (`[K, B]`), and the gradient at `out` of the members' summed losses times `scale` (a number, or
+    `[K, 1, 1]` per member: 1 over the rows of the member's batch, which a micro-batch may be a part of).
+    `weight` (`[K, B]`, 1 or 0) marks real rows where members' training sets differ in size (k folds)."""
     n_out = out.shape[2]
     if task != CLASSIFICATION:
         error = out.squeeze(2) - y
-        return error.pow(2).mean(1), error.unsqueeze(2).mul_(scale).mul_(2)
+        if weight is not None:
+            error.mul_(weight)
+        return error.pow(2).sum(1), error.unsqueeze(2).mul_(scale).mul_(2)
     if n_out == 1:
         logits, target = out.squeeze(2), y.float()
-        losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(1)
-        return losses, (torch.sigmoid(logits) - target).unsqueeze(2).mul_(scale)
-    # logsumexp and softmax from one exp (clamped: an exp that underflows costs 100x more on some CPUs, and
-    # probabilities below exp(-80) are negligible)
-    target = y.unsqueeze(2)
-    shifted = out - out.amax(2, keepdim=True)
-    picked = shifted.gather(2, target)
-    grad = shifted.clamp_(min=EXP_FLOOR).exp_()
-    total = grad.sum(2, keepdim=True)
-    grad.div_(total).scatter_add_(2, target, _minus_ones(target.shape, out.device))
-    return total.log_().sub_(picked).mean((1, 2)), grad.mul_(scale)
+        losses = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        grad = (torch.sigmoid(logits) - target).unsqueeze(2).mul_(scale)
+    else:
+        # logsumexp and softmax from one exp (clamped: an exp that underflows costs 100x more on some CPUs, and
+        # probabilities below exp(-80) are negligible)
+        target = y.unsqueeze(2)
+        shifted = out - out.amax(2, keepdim=True)
+        picked = shifted.gather(2, target)
+        grad = shifted.clamp_(min=EXP_FLOOR).exp_()
+        total = grad.sum(2, keepdim=True)
+        grad.div_(total).scatter_add_(2, target, _minus_ones(target.shape, out.device)).mul_(scale)
+        losses = total.log_().sub_(picked).squeeze(2)
+    if weight is not None:
+        losses = losses * weight
+        grad.mul_(weight.unsqueeze(2))
+    return losses.sum(1), grad
 
 
 @lru_cache(maxsize=64)
 def _minus_ones(shape: torch.Size, device: torch.device) -> torch.Tensor:
     """-1 at each target of a micro-batch (read, never written: the one-hot part of the softmax gradient)."""
     return torch.full(shape, -1.0, device=device)
-
-
-def member_losses(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Each member's mean loss (`[K]`) of outputs `out` (`[K, B, n_out]`) on targets `y` (`[K, B]` or `[B]`),
-    as `metrics.loss_function` computes it for one model."""
-    k, b, n_out = out.shape
-    y = y.expand(k, b)
-    if task != CLASSIFICATION:
-        return (out.squeeze(2) - y).pow(2).mean(1)
-    if n_out == 1:
-        return F.binary_cross_entropy_with_logits(out.squeeze(2), y.float(), reduction="none").mean(1)
-    # cross-entropy as logsumexp minus the target's logit: on a CPU, log_softmax over a few classes costs
-    # several times more per row
-    return (out.logsumexp(2) - out.gather(2, y.unsqueeze(2)).squeeze(2)).mean(1)
-
-
-def member_metrics(
-    task: str, out: torch.Tensor, y: torch.Tensor, n_classes: int, y_mean: float, y_std: float
-) -> list[dict[str, float]]:
-    """`metrics.compute_metrics` for each of K members at once (outputs `[K, N, n_out]`, shared targets `[N]`),
-    with one host transfer."""
-    k = out.shape[0]
-    loss = member_losses(task, out, y)
-    if task == CLASSIFICATION:
-        pred = (out.squeeze(2) > 0).long() if out.shape[2] == 1 else out.argmax(2)
-        cells = n_classes * n_classes
-        index = torch.arange(k, device=out.device).unsqueeze(1) * cells + y * n_classes + pred
-        confusion = torch.bincount(index.reshape(-1), minlength=k * cells).view(k, n_classes, n_classes)
-        true_pos = confusion.diagonal(dim1=1, dim2=2).float()
-        support = confusion.sum(2) + confusion.sum(1)
-        present = support > 0
-        f1 = torch.where(present, 2 * true_pos / support.clamp_min(1), 0).sum(1) / present.sum(1)
-        values = torch.stack([loss, (pred == y).float().mean(1), f1], 1)
-    else:
-        pred, truth = out.squeeze(2) * y_std + y_mean, y * y_std + y_mean
-        err = pred - truth
-        ss_tot = ((truth - truth.mean()) ** 2).sum().clamp_min(1e-12)
-        values = torch.stack([loss, err.pow(2).mean(1).sqrt(), err.abs().mean(1), 1 - err.pow(2).sum(1) / ss_tot], 1)
-    names = metric_names(task)
-    return [dict(zip(names, row, strict=True)) for row in values.detach().float().cpu().tolist()]
 
 
 def member_chunks(k: int, rows: int, width: int, limit: int = 2**24) -> list[slice]:
