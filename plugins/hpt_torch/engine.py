@@ -376,12 +376,17 @@ class Stack:
         that trained in it (their `state` updated), and may end members (`finish`)."""
         self._sync_active()
         while any(self._active_host):
-            trained = [i for i, a in enumerate(self._active_host) if a]
-            self.run_epoch()
-            self.after_epoch(self._read(), trained)
+            trained = self.epoch()
             if on_epoch is not None:
                 on_epoch(trained)
             self._sync_active()
+
+    def epoch(self) -> list[int]:
+        """One epoch of the active members, read back once and booked on the host; the members that trained."""
+        trained = [i for i, a in enumerate(self._active_host) if a]
+        self.run_epoch()
+        self.after_epoch(self._read(), trained)
+        return trained
 
     def finish(self, index: int) -> None:
         """End a member's training (its trial was pruned or failed): it stays in the stack, masked."""
@@ -445,7 +450,7 @@ class Stack:
 
     def _read(self) -> list[list[float]]:
         """The epoch's one synchronisation: train loss, validation metrics and improvement flag of every member."""
-        return self._packed.cpu().tolist()
+        return self._packed.tolist()
 
     def after_epoch(self, rows: list[list[float]], trained: Sequence[int]) -> None:
         """Host bookkeeping of the members that trained this epoch: metrics, best epoch, early stopping,
