@@ -1,11 +1,13 @@
 """The worker side of a trial: run one evaluation and turn whatever happens into an outcome.
 
 Everything here is picklable so that the same code runs in-process, in a process pool or on
-a dask worker. Exceptions and non-finite values never escape: they become failed outcomes.
+a dask worker. Exceptions and non-finite values never escape: they become failed outcomes. A trial
+whose checkpoint lives at a URL (`hpt.checkpoints`) is evaluated in a local copy of it, written back after.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hpt.backend import Backend, Result, TrialContext, TrialPruned
+from hpt.checkpoints import CheckpointError, working_dir
 from hpt.space import Params
 from hpt.trial import TrialState, as_values
 
@@ -26,7 +29,8 @@ class TrialTask:
     params: Params
     budget: float | None = None
     seed: int | None = None
-    checkpoint_dir: Path | None = None
+    checkpoint_dir: Path | str | None = None
+    """Where the trial keeps its checkpoint: a path, or a URL of shared storage (staged through a local copy)."""
     n_objectives: int = 1
     timeout: float | None = None
     stop_rule: Callable[[int, Mapping[str, float]], bool] | None = None
@@ -70,12 +74,12 @@ class BatchTask:
         return self.tasks[0].timeout
 
 
-def _context(backend: Backend, task: TrialTask) -> TrialContext:
+def _context(backend: Backend, task: TrialTask, checkpoint_dir: Path | None) -> TrialContext:
     return TrialContext(
         task.number,
         task.budget,
         task.seed,
-        task.checkpoint_dir,
+        checkpoint_dir,
         metric=backend.metric,
         stop_rule=task.stop_rule,
         run_id=task.run_id,
@@ -103,26 +107,35 @@ def evaluate_trial(backend: Backend, task: TrialTask | BatchTask) -> TrialOutcom
     """Evaluate a trial (or a batch of them) with `backend`; never raises (except KeyboardInterrupt)."""
     if isinstance(task, BatchTask):
         return _evaluate_batch(backend, task)
-    ctx = _context(backend, task)
     start = time.perf_counter()
     try:
-        raw: Any = backend.evaluate(task.params, task.budget, ctx)
-    except Exception as exc:  # a failing trial is recorded as failed and the study goes on
-        raw = exc
-    outcome = _outcome(backend, task, ctx, raw)
+        with working_dir(task.checkpoint_dir) as checkpoint_dir:
+            ctx = _context(backend, task, checkpoint_dir)
+            try:
+                raw: Any = backend.evaluate(task.params, task.budget, ctx)
+            except Exception as exc:  # a failing trial is recorded as failed and the study goes on
+                raw = exc
+            outcome = _outcome(backend, task, ctx, raw)
+    except CheckpointError as exc:  # its checkpoint could not be fetched or stored: a promotion would restart
+        outcome = TrialOutcome(TrialState.FAILED, error=str(exc))
     outcome.duration = time.perf_counter() - start
     return outcome
 
 
 def _evaluate_batch(backend: Backend, batch: BatchTask) -> list[TrialOutcome]:
-    ctxs = [_context(backend, task) for task in batch.tasks]
     start = time.perf_counter()
     try:
-        raws = backend.evaluate_batch([t.params for t in batch.tasks], [t.budget for t in batch.tasks], ctxs)
-    except Exception as exc:  # the whole batch failed: every member fails with the reason
-        raws = [exc] * len(batch.tasks)
+        with contextlib.ExitStack() as stack:
+            local = [stack.enter_context(working_dir(task.checkpoint_dir)) for task in batch.tasks]
+            ctxs = [_context(backend, task, path) for task, path in zip(batch.tasks, local, strict=True)]
+            try:
+                raws = backend.evaluate_batch([t.params for t in batch.tasks], [t.budget for t in batch.tasks], ctxs)
+            except Exception as exc:  # the whole batch failed: every member fails with the reason
+                raws = [exc] * len(batch.tasks)
+            outcomes = [_outcome(backend, t, ctx, raw) for t, ctx, raw in zip(batch.tasks, ctxs, raws, strict=True)]
+    except CheckpointError as exc:
+        outcomes = [TrialOutcome(TrialState.FAILED, error=str(exc)) for _ in batch.tasks]
     duration = time.perf_counter() - start
-    outcomes = [_outcome(backend, task, ctx, raw) for task, ctx, raw in zip(batch.tasks, ctxs, raws, strict=True)]
     for outcome in outcomes:
         outcome.duration = duration
     return outcomes
