@@ -76,13 +76,14 @@ def test_a_csv_that_repeats_column_names_names_them(tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def shop_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    """A study on a CSV of a number column (`weight`) and a text column (`colour`): its store and parent run."""
+    """A study on a CSV of a number (`weight`), a text (`colour`) and a true/false (`fragile`) column: its store
+    and parent run."""
     pytest.importorskip("torch")
     from conftest import invoke_json
 
     here = tmp_path_factory.mktemp("shop")
-    rows = ["weight,colour,label"] + [
-        f"{10 + i * 0.37:.2f},{('red', 'blue')[i % 2]},{'ab'[i % 3 == 0]}" for i in range(60)
+    rows = ["weight,colour,fragile,label"] + [
+        f"{10 + i * 0.37:.2f},{('red', 'blue')[i % 2]},{i % 5 == 0},{'ab'[i % 3 == 0]}" for i in range(60)
     ]
     (here / "shop.csv").write_text("\n".join(rows) + "\n")
     store = f"sqlite:///{here}/mlflow.db"
@@ -101,30 +102,47 @@ def predict(model: tuple[str, str], path: Path) -> Any:
     return CliRunner().invoke(command, [run_id, "--data", str(path), "--tracking-uri", store])
 
 
-@pytest.mark.slow  # trains and logs a model once for the three (about 10 s)
-def test_predict_names_a_column_of_the_wrong_type_and_the_type_it_expects(shop_model, tmp_path: Path):
-    (tmp_path / "new.csv").write_text("weight,colour\n12.5,red\nheavy,blue\n")
+@pytest.mark.slow  # trains and logs a model once for these tests (about 10 s)
+@pytest.mark.parametrize(
+    ("rows", "line"),
+    [
+        (
+            "12.5,red,True\nheavy,blue,False\n",
+            "column 'weight' holds text ('heavy'); the model expects numbers (double) there, "
+            "as in the data it was trained on",
+        ),
+        (
+            "12.5,red,yes\n",
+            "column 'fragile' holds other values ('yes'); the model expects true/false (boolean) there, "
+            "as in the data it was trained on",
+        ),
+        (
+            "12.5,red,True\n13.5,blue,\n",
+            "column 'fragile' has 1 empty value(s); the model needs true or false in every row there "
+            "(the data it was trained on had no gaps in it)",
+        ),
+    ],
+)
+def test_predict_names_a_column_of_the_wrong_type_and_the_type_it_expects(shop_model, tmp_path: Path, rows, line):
+    (tmp_path / "new.csv").write_text("weight,colour,fragile\n" + rows)
     result = predict(shop_model, tmp_path / "new.csv")
     assert result.exit_code == 1
-    assert result.stderr.strip().splitlines() == [
-        "error: column 'weight' holds text ('heavy'); the model expects numbers (double) there, "
-        "as in the data it was trained on"
-    ]
+    assert result.stderr.strip().splitlines() == [f"error: {line}"]
 
 
-@pytest.mark.slow  # trains and logs a model once for the three (about 10 s)
+@pytest.mark.slow  # trains and logs a model once for these tests (about 10 s)
 def test_predict_reads_whole_numbers_and_numbers_in_a_text_column(shop_model, tmp_path: Path):
     """Columns that pandas reads as int64 where the model was trained on decimals or on text (MLflow's own
     schema check refuses both) are read as the training CSV's were."""
-    (tmp_path / "new.csv").write_text("weight,colour\n12,red\n20,blue\n15,3\n")
+    (tmp_path / "new.csv").write_text("weight,colour,fragile\n12,red,True\n20,blue,False\n,3,False\n")
     result = predict(shop_model, tmp_path / "new.csv")
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
-    assert lines[0] == "weight,colour,prediction" and len(lines) == 4
+    assert lines[0] == "weight,colour,fragile,prediction" and len(lines) == 4
     assert {line.rsplit(",", 1)[1] for line in lines[1:]} <= {"a", "b"}
 
 
-@pytest.mark.slow  # trains and logs a model once for the three (about 10 s)
+@pytest.mark.slow  # trains and logs a model once for these tests (about 10 s)
 def test_predict_refuses_what_run_refuses(shop_model, tmp_path: Path):
     (tmp_path / "new.csv").write_text("weight,colour,weight\n1,red,2\n")
     assert predict(shop_model, tmp_path).stderr.strip() == (

@@ -56,6 +56,7 @@ def fit_schema(model: Any, features: Any) -> Any:
     Whole numbers become doubles and numbers in a text column become text, as they would have been in the
     training CSV (MLflow refuses both); a column with no value at all takes the expected type.
     """
+    import numpy as np
     import pandas as pd
 
     schema = model.metadata.get_input_schema()
@@ -75,8 +76,16 @@ def fit_schema(model: Any, features: Any) -> Any:
             whole = bool((present % 1 == 0).all())
             text = [None if pd.isna(v) else str(int(v)) if whole else str(v) for v in column]
             out[name] = pd.Series(text, index=column.index, dtype=object)
-        elif kind == "boolean" and not (present.empty or pd.api.types.is_bool_dtype(column)):
-            raise HptError(_mismatch(name, "other values", present.iloc[0], "true/false", kind))
+        elif kind == "boolean":
+            other = present[[not isinstance(v, bool | np.bool_) for v in present]]
+            if len(other):
+                raise HptError(_mismatch(name, "other values", other.iloc[0], "true/false", kind))
+            gaps = len(column) - len(present)
+            if gaps and spec.required:
+                raise HptError(
+                    f"column {name!r} has {gaps} empty value(s); the model needs true or false in every row "
+                    "there (the data it was trained on had no gaps in it)"
+                )
     return out
 
 
