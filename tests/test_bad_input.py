@@ -66,6 +66,15 @@ def test_a_latin1_csv_is_one_line_with_the_fix(tmp_path: Path):
     )
 
 
+def test_a_utf16_csv_is_one_line_with_the_fix(tmp_path: Path):
+    path = tmp_path / "export.csv"
+    path.write_text("name,label\nx,a\n", encoding="utf-16")
+    assert run_on_csv(path) == (
+        f"error: data file {str(path)!r} is UTF-16 text, not UTF-8; convert it: "
+        "iconv -f utf-16 -t utf-8 export.csv > utf8-export.csv"
+    )
+
+
 def test_a_csv_that_repeats_column_names_names_them(tmp_path: Path):
     path = tmp_path / "rows.csv"
     path.write_text("a,b,a,c,b,label\n" + "1,2,3,4,5,x\n" * 30)

@@ -165,8 +165,14 @@ def read_csv(path: str | Path) -> Any:
     if not path.is_file():
         raise DataError(f"data file {str(path)!r} does not exist")
     with path.open("rb") as file:
-        if any(byte in _CONTROL for byte in file.read(4096)):
-            raise DataError(f"data file {str(path)!r} is a binary file; --data takes a CSV text file")
+        head = file.read(4096)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # what spreadsheets save as "Unicode text"
+        raise DataError(
+            f"data file {str(path)!r} is UTF-16 text, not UTF-8; convert it: "
+            f"iconv -f utf-16 -t utf-8 {path.name} > utf8-{path.name}"
+        )
+    if any(byte in _CONTROL for byte in head):
+        raise DataError(f"data file {str(path)!r} is a binary file; --data takes a CSV text file")
     try:
         frame = pd.read_csv(path, encoding="utf-8")
     except pd.errors.EmptyDataError:
@@ -233,7 +239,8 @@ def _load_csv(path: Path, target: str, task: str | None) -> Dataset:
         raise DataError(f"unknown task {chosen!r}; use {CLASSIFICATION} or {REGRESSION}")
     if chosen == REGRESSION and not pd.api.types.is_numeric_dtype(column):
         raise DataError(f"target column {target!r} is not numeric, so it cannot be a regression target")
-    log.info("%s", describe_csv(path.name, frame, target, chosen, forced=task is not None))
+    if log.isEnabledFor(logging.INFO):
+        log.info("%s", describe_csv(path.name, frame, target, chosen, forced=task is not None))
     if chosen == CLASSIFICATION:
         classes, y = np.unique(column.to_numpy(), return_inverse=True)
         return Dataset(path.stem, chosen, features, y.astype(np.int64), classes.tolist())
