@@ -22,7 +22,7 @@ arithmetic, cost a small network's step):
 - a member that finishes is masked (rate 0, no step), not repacked;
 - early stopping's comparison and the best weights' copy happen on the device; the train losses, validation
   metrics and improvement flags are read in one transfer per epoch (`_read`), the epoch's only synchronisation.
-On CUDA, the fixed-shape micro-batch step can be replayed from a CUDA graph (`graphs.StepGraph`).
+On CUDA, the fixed-shape micro-batch step is replayed from a CUDA graph (`graphs.StepGraph`).
 `tests/test_torch_structure.py` counts one epoch's operations and synchronisations for K = 4 to 256.
 """
 
@@ -39,6 +39,7 @@ import torch
 from hpt.backend import TrialContext, TrialPruned
 from hpt.errors import HptError
 
+from hpt_torch import graphs
 from hpt_torch.datasets import Fold
 from hpt_torch.metrics import member_metrics, metric_names
 from hpt_torch.network import hidden_widths, initial_weights
@@ -265,7 +266,11 @@ class Stack:
         self._per_member(data)
         self._schedule()
         self._valid_inputs()
-        self._graph: Any = None
+        self._layers = self.layout.views(self.flat)
+        self._grad = torch.zeros_like(self.flat)
+        self._grads = self.layout.views(self._grad)
+        self._total = torch.zeros(k, device=device)
+        self._graph = graphs.StepGraph(self._step) if graphs.enabled(device) else None
 
     # Building
     def _per_member(self, data: DeviceData) -> None:
@@ -314,12 +319,12 @@ class Stack:
             scales.append(row_scale)
             stepping.append(row_step)
         device = self.device
-        if uniform:  # every member steps at every micro-batch, all with the same factor
+        if uniform and not graphs.enabled(device):  # everyone steps at every micro-batch, with the same factor
             self.scales: list[Any] = [s[0] for s in scales]
             self.stepping = None
-        else:
+        else:  # per member (and a tensor a captured graph can take fresh each step)
             self.scales = list(torch.tensor(scales, device=device).view(len(starts), -1, 1, 1))
-            self.stepping = torch.tensor(stepping, device=device)
+            self.stepping = None if uniform else torch.tensor(stepping, device=device)
         self.accumulate = len(set(batch)) > 1
         positions = torch.arange(self.n, device=device)
         ragged = len(set(sizes)) > 1
@@ -406,13 +411,12 @@ class Stack:
         stepping = self.stepping
         if not all_active:
             stepping = (torch.ones(self.n_steps, k, device=device) if stepping is None else stepping) * self.active
-        grad = torch.zeros_like(self.flat)
-        grads, layers = self.layout.views(grad), self.layout.views(self.flat)
+        grad, layers = self._grad.zero_(), self._layers
+        self._total.zero_()
         order = epoch_orders(self.seeds, self.epochs, self.sizes, self.n)
         rows = self.offsets + torch.minimum(order, self.sizes.unsqueeze(1) - 1)
         self.generator.manual_seed(epoch_seed(self.dropout_seed, self.members[0].state.epoch))
         self.optimizer.start_epoch(self.flat, grad, lr, stepping, self.n_steps, self.mask, self.accumulate)
-        total = torch.zeros(k, device=device)
         for first, last in self.chunks:  # inputs and dropout masks drawn for a few micro-batches at once
             chunk = rows[:, first:last].reshape(-1)
             x_chunk = self.data.x_train.index_select(0, chunk).view(k, last - first, -1).split(self.micro, 1)
@@ -426,16 +430,27 @@ class Stack:
             ]
             for offset, (x, y) in enumerate(zip(x_chunk, y_chunk, strict=True)):
                 step = first // self.micro + offset
-                masks = [m[offset] for m in mask_chunk]
+                masks = [t for m in mask_chunk for t in (m[offset] or (None, None))]
                 weight = w_chunk[offset] if w_chunk is not None else None
-                out, tape = forward(layers, x, self.plans, masks)
-                loss, grad_out = loss_gradient(self.data.task, out, y, self.scales[step], weight)
-                backward(layers, grads, self.plans, tape, grad_out, self.accumulate)
-                self.optimizer.step(step)
-                total += loss
+                inputs = (x, y, weight, self.scales[step], *masks, *self.optimizer.step_inputs(step))
+                replayed = self._graph is not None and x.shape[1] == self.micro
+                if not (replayed and self._graph(self.optimizer._masked, inputs)):
+                    self._step(*inputs)
         self.optimizer.end_epoch()
         self.epochs += self.active
-        self._epoch_values(total / self.sizes)
+        self._epoch_values(self._total / self.sizes)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None, scale: Any, *rest: Any) -> None:
+        """One micro-batch: forward, loss gradient, backward, the optimiser's step, the loss summed. `rest` holds
+        each hidden position's dropout multiplier and addend (None without dropout), then the optimiser's
+        per-step tensors (`StackedOptimizer.step_inputs`)."""
+        depth = len(self.plans)
+        masks = [None if rest[2 * i] is None else (rest[2 * i], rest[2 * i + 1]) for i in range(depth)]
+        out, tape = forward(self._layers, x, self.plans, masks)
+        loss, grad_out = loss_gradient(self.data.task, out, y, scale, weight)
+        backward(self._layers, self._grads, self.plans, tape, grad_out, self.accumulate)
+        self.optimizer.apply(*rest[2 * depth :])
+        self._total.add_(loss)
 
     def _epoch_values(self, train_loss: torch.Tensor) -> None:
         """Validation metrics, early stopping's comparison and the best weights' copy, on the device; what the

@@ -155,53 +155,66 @@ class StackedOptimizer:
         else:
             self.steps = self._end_steps
 
-    @torch.no_grad()
     def step(self, index: int) -> None:
-        """Update the members stepping at micro-batch `index` of the epoch (see `start_epoch`). Every
-        operation works in place on the stack or on scratch tensors: on a CPU a fresh `[K, P]` result per
-        operation costs more than the arithmetic."""
+        """Update the members stepping at micro-batch `index` of the epoch (see `start_epoch`)."""
+        self.apply(*self.step_inputs(index))
+
+    def step_inputs(self, index: int) -> tuple[torch.Tensor | None, ...]:
+        """What `apply` reads for micro-batch `index`: its rates, Adam's scales, AdamW's decay rates, and with
+        members that do not step there, who steps and their moment coefficients (views, made per micro-batch;
+        a captured CUDA graph copies them into its own buffers)."""
+        if self.fused:
+            return ()
+        decay = self._decay_rates[index] if self.decoupled_decay is not None else None
+        if not self._masked:
+            return self._rates[index], self._s[index], decay, None, None, None, None, None
+        per_step = (self._st, self._beta1, self._c1, self._beta2, self._c2)
+        return (self._rates[index], self._s[index], decay, *(t[index] for t in per_step))
+
+    @torch.no_grad()
+    def apply(self, *inputs: torch.Tensor | None) -> None:
+        """One step from `step_inputs`' tensors. Every operation works in place on the stack or on scratch
+        tensors (on a CPU a fresh `[K, P]` result per operation costs more than the arithmetic), and none
+        depends on K but through the shapes."""
         flat, grad, scratch = self.flat, self.grad, self.scratch
-        st = self._st[index] if self._masked else None
+        rate, s, decay_rate, st, *moments = inputs if inputs else (None,) * 8
         if self.mask is not None:
             grad.mul_(self.mask)
         if self.l1 is not None:  # the gradient of l1 * sum|w|, as autograd gives it (sign(0) = 0)
             penalty = torch.sign(flat, out=scratch).mul_(self.l1)
             grad.add_(penalty if st is None else penalty.mul_(st))
         if self.decoupled_decay is not None:  # AdamW: decay the weights before the step
-            rate = self._rate if self.fused else self._decay_rates[index]
-            flat.mul_(torch.mul(self.decoupled_decay, rate, out=scratch).neg_().add_(1))
+            decay = self._rate if self.fused else decay_rate
+            flat.mul_(torch.mul(self.decoupled_decay, decay, out=scratch).neg_().add_(1))
         if self.coupled_decay is not None:
-            decay = torch.mul(self.coupled_decay, flat, out=scratch)
-            grad.add_(decay if st is None else decay.mul_(st))
+            penalty = torch.mul(self.coupled_decay, flat, out=scratch)
+            grad.add_(penalty if st is None else penalty.mul_(st))
         if self.fused:
             self._fused_steps.add_(1)
             kernels.fused_step(self._fused["family"], flat[0], grad[0], self.m[0], self.v[0], self._fused_steps,
                                self._rate, self._fused["momentum"], self._fused["nesterov"], self._fused["betas"],
                                self._fused["eps"])  # fmt: skip
         else:
-            self._shared_step(index, st)
+            coef = self.coef
+            if st is None:
+                beta1, c1, beta2, c2 = coef["beta1"], coef["c1"], coef["beta2"], coef["c2"]
+            else:
+                beta1, c1, beta2, c2 = moments
+            self.m.mul_(beta1).addcmul_(grad, c1)
+            if self.any_second:
+                self.v.mul_(beta2).addcmul_(torch.mul(grad, c2, out=scratch), grad)
+            if self.any_nesterov:  # into scratch: a member that does not step keeps its accumulating gradient
+                update = torch.mul(grad, coef["a"], out=self.scaled).addcmul_(self.m, coef["b"])
+            else:
+                update = self.m
+            if self.any_second:
+                # sqrt(0) takes a slow path on some CPUs (20x); sqrt(SQRT_FLOOR) * s is far below eps's rounding
+                root = torch.sqrt(torch.clamp(self.v, min=SQRT_FLOOR, out=scratch), out=scratch)
+                flat.addcdiv_(torch.mul(update, rate, out=self.scaled), root.mul_(s).add_(coef["eps"]), value=-1)
+            else:
+                flat.addcmul_(update, rate, value=-1)
         if self._accumulate:
             grad.zero_() if st is None else grad.mul_(1 - st)
-
-    def _shared_step(self, index: int, st: torch.Tensor | None) -> None:
-        flat, grad, scratch, coef = self.flat, self.grad, self.scratch, self.coef
-        rate, s = self._rates[index], self._s[index]
-        if st is None:
-            beta1, c1, beta2, c2 = coef["beta1"], coef["c1"], coef["beta2"], coef["c2"]
-        else:
-            beta1, c1, beta2, c2 = self._beta1[index], self._c1[index], self._beta2[index], self._c2[index]
-        self.m.mul_(beta1).addcmul_(grad, c1)
-        if self.any_second:
-            self.v.mul_(beta2).addcmul_(torch.mul(grad, c2, out=scratch), grad)
-        if self.any_nesterov:  # into scratch: a member that does not step keeps its accumulating gradient
-            update = torch.mul(grad, coef["a"], out=self.scaled).addcmul_(self.m, coef["b"])
-        else:
-            update = self.m
-        if self.any_second:
-            denom = torch.sqrt(torch.clamp(self.v, min=SQRT_FLOOR, out=scratch), out=scratch).mul_(s).add_(coef["eps"])
-            flat.addcdiv_(torch.mul(update, rate, out=self.scaled), denom, value=-1)
-        else:
-            flat.addcmul_(update, rate, value=-1)
 
 
 def column_of(members: Sequence[dict[str, Any]], name: str, device: torch.device) -> torch.Tensor:
