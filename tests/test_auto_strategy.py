@@ -183,3 +183,31 @@ def test_auto_keeps_the_strategy_contract(directions, model):
         directions=directions,
         exact_resume=model == "gp",
     )
+
+
+@pytest.mark.parametrize(
+    ("dim", "budget", "size"), [(2, None, 5), (5, None, 8), (12, None, 10), (6, 20, 5), (6, 10, 3), (2, 100, 5)]
+)
+def test_the_initial_design_scales_with_dimension_and_budget_and_is_announced(dim, budget, size, caplog):
+    space = Space({f"x{i}": Float(0, 1) for i in range(dim)})
+    strategy = AutoStrategy(space, seed=0)
+    strategy.set_budget(budget)
+    with caplog.at_level("INFO", logger="hpt_auto.strategy"):
+        strategy.ask(1)
+    assert strategy.n_initial_points == size
+    assert f"initial design of {size} Sobol points ({dim} parameters" in caplog.text
+    assert AutoStrategy(space, seed=0, n_initial_points=7).n_initial_points == 7
+
+
+def test_a_stalled_search_turns_local_around_the_incumbent():
+    space = Space({"x": Float(0, 1), "y": Float(0, 1)})
+    strategy = AutoStrategy(space, seed=0, n_initial_points=5, n_candidates=200, local_after=3)
+    drive(strategy, lambda p: 1.0 if p["x"] > 0.2 or p["y"] > 0.2 else 0.0, 5)  # a step: no slope to follow
+    best = strategy.x[int(np.argmin(strategy.y))]
+    assert strategy._local_box(np.vstack(strategy.x)) is None
+    drive(strategy, lambda p: 2.0, 3, start=5)  # three model-phase trials without improvement
+    assert strategy.stalled() == 3
+    low, high = strategy._local_box(np.vstack(strategy.x))
+    assert np.allclose(high - low, 0.4) and np.all((best >= low) & (best <= high))
+    params = strategy.ask(1)[0].params
+    assert low[0] <= params["x"] <= high[0] and low[1] <= params["y"] <= high[1]

@@ -69,3 +69,26 @@ def test_targets_are_standardised_rank_preserving_and_failures_are_the_worst():
     assert z[3] == z.max() == z[5]
     plain = targets(losses, warp=False)
     assert np.argsort(plain).tolist()[-2:] in ([3, 5], [5, 3])
+
+
+def test_good_losses_keep_their_resolution_when_a_few_losses_are_orders_of_magnitude_larger():
+    # BBOB f6-like: most losses between 7 and 40, a few from 1e4 to 6e5
+    losses = [7.5, 8.5, 9.7, 12.2, 14.5, 16.9, 29.2, 43.4, 73.3, 192.0, 3.1e4, 8.9e3, 6.6e5, 5.8e5]
+    z = targets(losses)
+    assert z[6] - z[0] > 0.3  # 29 against 7.5: the model sees the slope of the good region
+    assert np.all(np.diff(z[:10]) > 0)
+    unwarped = targets(losses, warp=False)
+    assert unwarped[6] - unwarped[0] < 1e-3  # standardising alone makes them one value
+
+
+def test_a_trust_region_bounds_candidates_and_refinement():
+    from hpt_auto.optim import trust_region
+
+    encoding, x, z, gp = model_on()
+    cols = encoding.numeric_columns
+    box = trust_region(np.array([0.95, 0.5, 1, 0, 0]), cols, 0.2)
+    assert np.allclose(box[0], [0.8, 0.4]) and np.allclose(box[1], [1.0, 0.6])  # shifted inside the cube
+    rows = candidates(encoding, np.random.default_rng(3), x, z, 200, box)
+    assert np.all((rows[:, cols] >= box[0]) & (rows[:, cols] <= box[1]))
+    refined = refine(gp, float(z.min()), rows[:4], cols, box=box)
+    assert np.all((refined[:, cols] >= box[0] - 1e-12) & (refined[:, cols] <= box[1] + 1e-12))

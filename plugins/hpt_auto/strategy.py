@@ -28,6 +28,7 @@ have proposed had it never stopped; a configuration already finished or pending 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
 from collections.abc import Sequence
 
@@ -39,11 +40,12 @@ from hpt.trial import Suggestion, Trial
 
 from hpt_auto.acquisition import log_ei
 from hpt_auto.gp import GaussianProcess
-from hpt_auto.optim import candidates, refine, snap
+from hpt_auto.optim import Box, candidates, refine, snap, trust_region
 from hpt_auto.search_space import Encoding, key
 from hpt_auto.transform import targets
 
 MODELS = ("auto", "skopt", "gp")
+log = logging.getLogger(__name__)
 
 
 class AutoStrategy(Strategy):
@@ -70,29 +72,32 @@ class AutoStrategy(Strategy):
         *,
         directions: Sequence[str] = ("minimize",),
         seed: int | None = None,
-        n_initial_points: int = 10,
+        n_initial_points: int | None = None,
         n_candidates: int = 2000,
         n_refine: int = 5,
         warp: bool = True,
         dim_scaled: bool = False,
         model: str = "gp",
         switch_after: int = 200,
+        local_after: int = 3,
     ) -> None:
         super().__init__(space, directions=directions, seed=seed)
         for option, value in (
-            ("n_initial_points", n_initial_points),
+            ("n_initial_points", 1 if n_initial_points is None else n_initial_points),
             ("n_candidates", n_candidates),
             ("n_refine", n_refine),
             ("switch_after", switch_after),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise PluginError(f"strategy 'auto': {option} must be an integer >= 1, got {value!r}")
+        if isinstance(local_after, bool) or not isinstance(local_after, int) or local_after < 0:
+            raise PluginError(f"strategy 'auto': local_after must be an integer >= 0 (0: never), got {local_after!r}")
         for option, value in (("warp", warp), ("dim_scaled", dim_scaled)):
             if not isinstance(value, bool):
                 raise PluginError(f"strategy 'auto': {option} must be true or false, got {value!r}")
         if model not in MODELS:
             raise PluginError(f"strategy 'auto': model={model!r} is not supported; use one of {', '.join(MODELS)}")
-        self.dim_scaled, self.switch_after = dim_scaled, switch_after
+        self.dim_scaled, self.switch_after, self.local_after = dim_scaled, switch_after, local_after
         self.inner: Strategy | None = None
         if len(self.directions) > 1:
             self.inner = _multi_objective(space, self.directions, seed)
@@ -100,12 +105,11 @@ class AutoStrategy(Strategy):
         self.encoding = Encoding(space)
         if not self.encoding.names:
             raise PluginError("strategy 'auto': the space has nothing to tune (every parameter is fixed)")
-        self.n_initial_points, self.n_candidates, self.n_refine, self.warp = (
-            n_initial_points,
-            n_candidates,
-            n_refine,
-            warp,
-        )
+        self.n_candidates, self.n_refine, self.warp = n_candidates, n_refine, warp
+        self.chosen_initial_points = n_initial_points
+        self.budget: int | None = None
+        self.n_initial_points, self.design_reason = self._design_size()
+        self._announced = False
         self.base_seed = int(np.random.default_rng(seed).integers(2**31 - 1))
         self.x: list[np.ndarray] = []  # inputs told, failures included
         self.y: list[float | None] = []  # their losses (None: failed, penalised at fit time)
@@ -119,6 +123,34 @@ class AutoStrategy(Strategy):
 
             self.skopt = registry().create("strategy", "skopt", space, directions=directions, seed=seed)
         self.model = model
+
+    def set_budget(self, trials: int | None) -> None:
+        """The study's total trial count where it is known: the initial design then takes at most a quarter."""
+        if self.inner is not None:
+            return
+        self.budget = trials
+        self.n_initial_points, self.design_reason = self._design_size()
+
+    def _design_size(self) -> tuple[int, str]:
+        if self.chosen_initial_points is not None:
+            return self.chosen_initial_points, "n_initial_points"
+        dim = len(self.encoding.names)
+        size = min(max(dim + 3, 5), 10)
+        reason = f"{dim} parameters: d + 3 within 5..10"
+        if self.budget and max(3, self.budget // 4) < size:
+            size = max(3, self.budget // 4)
+            reason += f", at most a quarter of the {self.budget}-trial budget"
+        return size, reason
+
+    def _announce(self) -> None:
+        if not self._announced:
+            self._announced = True
+            log.info(
+                "auto: %s; initial design of %d Sobol points (%s)",
+                "scikit-optimize" if self.method == "skopt" else "Gaussian-process BO (log EI)",
+                self.n_initial_points,
+                self.design_reason,
+            )
 
     @property
     def method(self) -> str:
@@ -147,6 +179,7 @@ class AutoStrategy(Strategy):
     def ask(self, n: int = 1) -> list[Suggestion]:
         if self.inner is not None:
             return self.inner.ask(n)
+        self._announce()
         if self.method == "skopt":
             suggestions = self.skopt.ask(n)
             for s in suggestions:  # the GP learns of them too, for when it takes over
@@ -209,6 +242,25 @@ class AutoStrategy(Strategy):
             self._fit = (m, model.theta)
         return self._fit[1]
 
+    def stalled(self) -> int:
+        """Model-phase trials told since the best one (a failure counts): the longer, the more local the search."""
+        known = [(v, i) for i, v in enumerate(self.y) if v is not None]
+        if not known:
+            return 0
+        best_at = min(known)[1]
+        return len(self.y) - max(best_at + 1, self.n_initial_points)
+
+    def _local_box(self, x: np.ndarray) -> Box | None:
+        """A trust region around the incumbent once the global search stalls (`local_after` trials without
+        improvement): its side halves every `local_after` more (0.4, 0.2, ... 0.025 of the cube, then again
+        from 0.4), and every fourth stalled step stays global."""
+        stall = self.stalled() - self.local_after
+        if not self.local_after or stall < 0 or stall % 4 == 3 or len(self.encoding.numeric_columns) == 0:
+            return None
+        known = [(v, i) for i, v in enumerate(self.y) if v is not None]
+        side = 0.4 * 0.5 ** ((stall // self.local_after) % 5)
+        return trust_region(x[min(known)[1]], self.encoding.numeric_columns, side)
+
     def _from_model(self, rng: np.random.Generator) -> Params:
         import torch
 
@@ -224,10 +276,12 @@ class AutoStrategy(Strategy):
             with torch.no_grad():
                 return log_ei(gp, torch.as_tensor(rows, dtype=torch.float64), best).numpy()
 
-        pool = candidates(self.encoding, rng, x, z, self.n_candidates)
+        box = self._local_box(x)
+        pool = candidates(self.encoding, rng, x, z, self.n_candidates, box)
         scores = acquisition(pool)
         starts = np.vstack([pool[np.argsort(-scores)[: self.n_refine]], x[int(np.argmin(z))]])
-        refined = refine(gp, best, starts, self.encoding.numeric_columns)  # the incumbent too: exploitation
+        cols = self.encoding.numeric_columns
+        refined = refine(gp, best, starts, cols, box=box)  # the incumbent too: exploitation
         finals = [snap(self.encoding, row, acquisition) for row in refined]
         finals.sort(key=lambda pair: -pair[1])
         for params, _ in finals:

@@ -1,6 +1,13 @@
-"""Losses as the model sees them: failures at the worst loss, standardised, then (with `warp`) a Yeo-Johnson
-power transform fitted by maximum likelihood (as HEBO does): close to the identity on well-spread losses,
-close to a log where a few huge losses (a diverged network) would flatten the model around the good region."""
+"""Losses as the model sees them: failures at the worst loss; then (with `warp`) each loss's gap above the best,
+in units of the median gap, through a Yeo-Johnson power transform fitted by maximum likelihood; then
+standardised.
+
+The power is fitted on the gaps, not on standardised losses: on a positive scale its family runs from the
+identity (well-spread losses) through a log to a bounded 1 - 1 / (1 + gap) (losses over orders of
+magnitude), so the good region keeps its resolution whatever the worst losses are. Fitted on standardised
+losses (as before), a few losses of 1e5 to 1e8 squashed every good loss into one value: on BBOB f6 losses of
+7.5 and 30 were 0.01 standard deviations apart, the model saw a plateau and proposed points at random on it.
+"""
 
 from __future__ import annotations
 
@@ -18,10 +25,13 @@ def targets(values: Sequence[float | None], warp: bool = True) -> np.ndarray:
     from scipy.stats import yeojohnson
 
     worst = max((v for v in values if v is not None), default=0.0)
-    y = standardise(np.array([worst if v is None else v for v in values], dtype=float))
-    if warp and np.ptp(y) > 0:
-        with np.errstate(all="ignore"):
-            warped = yeojohnson(y)[0]
-        if np.all(np.isfinite(warped)):
-            y = warped
+    y = np.array([worst if v is None else v for v in values], dtype=float)
+    if warp:
+        gaps = y - y.min()
+        positive = gaps[gaps > 0]
+        if len(positive):
+            with np.errstate(all="ignore"):
+                warped = yeojohnson(gaps / np.median(positive))[0]
+            if np.all(np.isfinite(warped)) and np.ptp(warped) > 0:
+                y = warped
     return standardise(y)
