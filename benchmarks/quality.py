@@ -13,8 +13,12 @@ every method has the first seeds before any has the last). Budgets are prefixes 
     .venv/bin/python benchmarks/quality.py --tasks tuning --methods skopt,skopt:warp=false,gp_minimize --seeds 5
 
 `--tasks` takes names or groups: synthetic (22 functions), fresh (6 more, added after `auto`'s defaults were
-settled, as a second held-out check; reported as a family of their own), bayesmark, hpt-mlp, tuning (what
-strategies were diagnosed on), heldout (the other 15 of the 22), all. A method may carry strategy options
+settled, as a second held-out check; reported as a family of their own), bbob (COCO's BBOB functions f1, f3,
+f6, f7, f12, f15, f17, f20, f21, f24 in 2, 5 and 10 dimensions, instances 1 to 6, through coco-experiment;
+bbob-tune: instances 1 to 3, what changes were diagnosed on; bbob-confirm: instances 4 to 6, held out;
+bbob-d2, bbob-d5, bbob-d10), bayesmark, hpt-mlp, tuning (what strategies were diagnosed on), heldout (the
+other 15 of the 22), all. `--match REGEX` keeps the chosen tasks whose names match. A method ending in `/bK`
+asks K points at a time (`auto/b16`), the batch column. A method may carry strategy options
 (`skopt:warm_after=1000000`), which makes it a method of its own in the cache and the table.
 """
 
@@ -33,7 +37,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from suite import functions, methods, report  # noqa: E402
+from suite import bbob, functions, methods, report  # noqa: E402
 from suite.store import Store, run_one  # noqa: E402
 from suite.tasks import TASKS  # noqa: E402
 
@@ -48,11 +52,14 @@ QUICK = {
     "budgets": "15,30",
 }
 PAIRS = (
+    ("auto", "random"),
     ("auto", "tpe"),
     ("auto", "optuna-gp"),
     ("auto:model=gp", "tpe"),
     ("auto:model=gp", "optuna-gp"),
     ("skopt", "gp_minimize"),
+    ("auto/b4", "auto"),
+    ("auto/b16", "auto"),
 )
 
 
@@ -62,6 +69,10 @@ def select_tasks(spec: str) -> list[str]:
         "tuning": list(functions.TUNING),
         "heldout": [t for t in functions.TASKS if t not in functions.TUNING],
         "fresh": list(functions.FRESH_TASKS),
+        "bbob": bbob.group(),
+        "bbob-tune": bbob.group(instances=bbob.TUNE_INSTANCES),
+        "bbob-confirm": bbob.group(instances=tuple(i for i in bbob.INSTANCES if i not in bbob.TUNE_INSTANCES)),
+        **{f"bbob-d{d}": bbob.group(dims=(d,)) for d in bbob.DIMENSIONS},
         "bayesmark": [t for t, v in TASKS.items() if v.family == "bayesmark"],
         "hpt-mlp": [t for t, v in TASKS.items() if v.family == "hpt-mlp"],
         "all": list(TASKS),
@@ -187,6 +198,7 @@ def splice_docs(text: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="synthetic,fresh,bayesmark,hpt-mlp", help="task names or groups, commas")
+    parser.add_argument("--match", default="", help="keep only the chosen tasks whose names match this regex")
     parser.add_argument("--methods", default=",".join(methods.DEFAULT_METHODS), help="methods, commas")
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1")
     parser.add_argument("--trials", type=int, default=60, help="evaluations per run (the largest budget)")
@@ -216,6 +228,7 @@ def main() -> None:
         for key, value in QUICK.items():
             setattr(args, key, value)
     tasks, names = select_tasks(args.tasks), args.methods.split(",")
+    tasks = [t for t in tasks if re.search(args.match, t)]
     seeds, budgets = list(range(args.seeds)), sorted(int(b) for b in args.budgets.split(","))
     for name in names:
         methods.runner(name)

@@ -1,7 +1,9 @@
 """The methods compared: every hpt strategy (driven by a sequential ask/tell loop), Optuna's TPE and GP
 samplers, scikit-optimize's `gp_minimize` used directly. Each returns the params it evaluated, in order.
 
-A method is named `name` or `name:key=value,...` (strategy options, for ablations: `skopt:warp=false`).
+A method is named `name` or `name:key=value,...` (strategy options, for ablations: `skopt:warp=false`), and
+`/bK` at the end asks for K points at a time, all evaluated before any is told (`auto/b16`: a runner with 16
+workers, or `--batch-trials 16`); Optuna's samplers get K `study.ask()` before K `study.tell()`.
 """
 
 from __future__ import annotations
@@ -22,8 +24,14 @@ OTHERS = ("tpe", "optuna-gp", "gp_minimize")
 DEFAULT_METHODS = ("random", "tpe", "optuna-gp", "gp_minimize", "skopt", "auto", "cmaes", "deap", "grid")
 
 
+def batch(method: str) -> tuple[str, int]:
+    """The method without its `/bK` suffix, and K (1 without one)."""
+    base, slash, k = method.rpartition("/b")
+    return (base, int(k)) if slash and k.isdigit() and int(k) >= 1 else (method, 1)
+
+
 def parse(method: str) -> tuple[str, dict[str, Any]]:
-    name, _, rest = method.partition(":")
+    name, _, rest = batch(method)[0].partition(":")
     options: dict[str, Any] = {}
     for item in filter(None, rest.split(",")):
         key, _, text = item.partition("=")
@@ -82,18 +90,19 @@ def run_hpt(method: str, space: Space, objective: Objective, trials: int, seed: 
     from hpt.trial import Trial, TrialState
 
     name, options = parse(method)
+    k = batch(method)[1]
     if name == "grid":
         options.setdefault("shuffle", True)
     strategy = registry().create("strategy", name, space, seed=seed, **options)
     evaluated: list[Params] = []
     while len(evaluated) < trials:
-        suggestions = strategy.ask(1)
+        suggestions = strategy.ask(min(k, trials - len(evaluated)))
         if not suggestions:
             break
-        params = suggestions[0].params
-        value = objective(params)
-        strategy.tell(Trial(len(evaluated), params, state=TrialState.COMPLETE, values=[value]))
-        evaluated.append(params)
+        told = [(s.params, objective(s.params)) for s in suggestions]
+        for params, value in told:
+            strategy.tell(Trial(len(evaluated), params, state=TrialState.COMPLETE, values=[value]))
+            evaluated.append(params)
     return evaluated
 
 
@@ -120,6 +129,7 @@ def run_optuna(method: str, space: Space, objective: Objective, trials: int, see
     name, options = parse(method)
     sampler_class = optuna.samplers.TPESampler if name == "tpe" else optuna.samplers.GPSampler
     study = optuna.create_study(sampler=sampler_class(seed=seed, **options))
+    k = batch(method)[1]
     evaluated: list[Params] = []
 
     def optuna_objective(trial: Any) -> float:
@@ -127,7 +137,15 @@ def run_optuna(method: str, space: Space, objective: Objective, trials: int, see
         evaluated.append(params)
         return objective(params)
 
-    study.optimize(optuna_objective, n_trials=trials)
+    if k == 1:  # the loop the cached sequential runs were made with
+        study.optimize(optuna_objective, n_trials=trials)
+        return evaluated
+    while len(evaluated) < trials:
+        asked = [study.ask() for _ in range(min(k, trials - len(evaluated)))]
+        batch_params = [_optuna_params(trial, space) for trial in asked]
+        for trial, params in zip(asked, batch_params, strict=True):
+            evaluated.append(params)
+            study.tell(trial, objective(params))
     return evaluated
 
 
@@ -174,6 +192,6 @@ def runner(method: str) -> Callable[[str, Space, Objective, int, int], list[Para
         return run_hpt
     if name in ("tpe", "optuna-gp"):
         return run_optuna
-    if name == "gp_minimize":
+    if name == "gp_minimize" and batch(method)[1] == 1:
         return run_gp_minimize
     raise ValueError(f"unknown method {method!r}")
