@@ -98,8 +98,10 @@ def member_metrics(
     pred = predict_classes(out)
     cells = n_classes * n_classes
     index = torch.arange(k, device=out.device).unsqueeze(1) * cells + y * n_classes + pred
-    counts = torch.bincount(index.reshape(-1), None if weight is None else weight.reshape(-1), minlength=k * cells)
-    confusion = counts.view(k, n_classes, n_classes)
+    counts = torch.ones(k * n, device=out.device) if weight is None else weight.reshape(-1)
+    # index_add_ rather than bincount: on CUDA bincount reads the largest index back to size its output
+    confusion = torch.zeros(k * cells, device=out.device).index_add_(0, index.reshape(-1), counts)
+    confusion = confusion.view(k, n_classes, n_classes)
     true_pos = confusion.diagonal(dim1=1, dim2=2).float()
     support = (confusion.sum(2) + confusion.sum(1)).float()
     present = support > 0
