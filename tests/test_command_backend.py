@@ -343,6 +343,5 @@ def test_pruning_on_what_the_script_logs_to_mlflow_stops_it(tmp_path: Path, stor
     ctx = TrialContext(0, stop_rule=lambda step, metrics: step >= 2, run_id=run_id, tracking_uri=store)
     with pytest.raises(TrialPruned):
         backend.evaluate({}, None, ctx)
-    steps = [step for step, _ in ctx.reports]
-    assert steps[:3] == [0, 1, 2] and steps[-1] < 199
+    assert [step for step, _ in ctx.reports] == [0, 1, 2]  # stopped at the first point judged, however many a poll read
     assert wait_gone(json.loads((tmp_path / "pids-0.json").read_text())) == []

@@ -141,24 +141,23 @@ class CommandBackend(Backend):
 
     def _follow(self, script: Script, run: TrialRun | None, ctx: TrialContext) -> StdoutReports:
         """Read the script's reports as they come, forward its learning curve to the study and stop the script
-        (raising TrialPruned) when the study's pruning rule says so."""
+        (raising TrialPruned) at the first point the study's pruning rule judges worth stopping."""
         stdout = StdoutReports(self.metric)
         next_poll = time.monotonic() + self.poll_interval
         for line in script.lines(self.poll_interval):
-            reported = False
+            points: list[tuple[int, dict[str, float]]] = []
             if line is not None:
                 report = stdout.add(line)
                 if report is not None and report.step is not None:
-                    ctx.report(report.step, report.metrics)
-                    reported = True
+                    points.append((report.step, report.metrics))
             if run is not None and not stdout.curve and time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + self.poll_interval
-                for step, value in run.poll():
-                    ctx.report(step, {self.metric: value})
-                    reported = True
-            if reported and ctx.should_stop():
-                script.stop()
-                raise TrialPruned
+                points += [(step, {self.metric: value}) for step, value in run.poll()]
+            for step, metrics in points:
+                ctx.report(step, metrics)
+                if ctx.should_stop():
+                    script.stop()
+                    raise TrialPruned
         return stdout
 
     def _result(self, stdout: StdoutReports, run: TrialRun | None, ctx: TrialContext) -> Result:
@@ -167,9 +166,8 @@ class CommandBackend(Backend):
         if value is not None:
             return Result(value, metrics=stdout.final_metrics())
         if run is not None:
-            if not stdout.curve:
-                for step, logged in run.poll():  # the rest of what it logged, for the study's learning curves
-                    ctx.report(step, {self.metric: logged})
+            for step, logged in run.poll():  # the rest of what it logged, for the study's learning curves
+                ctx.report(step, {self.metric: logged})
             if run.new:
                 values = [v for _, v in run.new] if self.objective == "last" else [v for _, v in run.earlier + run.new]
                 return Result(pick(values, self.objective, self.direction))
