@@ -345,3 +345,25 @@ def test_pruning_on_what_the_script_logs_to_mlflow_stops_it(tmp_path: Path, stor
         backend.evaluate({}, None, ctx)
     assert [step for step, _ in ctx.reports] == [0, 1, 2]  # stopped at the first point judged, however many a poll read
     assert wait_gone(json.loads((tmp_path / "pids-0.json").read_text())) == []
+
+
+class SpacedCommand(CommandBackend):
+    """The command backend with a space of its own, as the backend contract wants one."""
+
+    def default_space(self) -> hpt.Space:
+        return hpt.Space(SPACE)
+
+
+def test_the_backend_contract(tmp_path: Path):
+    from hpt.testing import check_backend
+
+    train = script(
+        tmp_path,
+        "train.py",
+        """
+        import json, sys
+        for epoch in range(int(sys.argv[2])):
+            print(json.dumps({"epoch": epoch, "val_loss": float(sys.argv[1]) ** 2 / (epoch + 1)}))
+        """,
+    )
+    check_backend(SpacedCommand(command=f"{PY} {train} {{x}} {{budget}}", metric="val_loss"), budget=3)
