@@ -63,7 +63,7 @@ QUADRATIC = """
 def test_a_final_json_line_is_the_objective(tmp_path: Path):
     train = script(tmp_path, "train.py", QUADRATIC)
     backend = CommandBackend(command=f"{PY} {train} --x {{x}} --n {{n}}", metric="val_loss")
-    study = hpt.optimize(backend, SPACE, trials=4, seed=0)
+    study = hpt.optimize(backend, SPACE, strategy="random", trials=4, seed=0)
     assert study.counts()["complete"] == 4
     for trial in study.trials:
         assert trial.value == pytest.approx((trial.params["x"] - 1) ** 2 + trial.params["n"])
@@ -73,7 +73,7 @@ def test_a_final_json_line_is_the_objective(tmp_path: Path):
 def test_key_value_lines_and_maximize(tmp_path: Path):
     train = script(tmp_path, "train.py", 'import sys\nx = float(sys.argv[1])\nprint(f"accuracy={1 - x * x}")\n')
     backend = CommandBackend(command=f"{PY} {train} {{x}}", metric="accuracy", direction="maximize")
-    study = hpt.optimize(backend, {"x": hpt.Float(-1.0, 1.0)}, trials=5, seed=1)
+    study = hpt.optimize(backend, {"x": hpt.Float(-1.0, 1.0)}, strategy="random", trials=5, seed=1)
     assert study.directions == ("maximize",)
     assert study.best_value == max(1 - t.params["x"] ** 2 for t in study.trials)
 
@@ -146,14 +146,14 @@ def test_a_script_that_fails_is_a_failed_trial_with_the_end_of_its_stderr(tmp_pa
     message = str(failed.value)
     assert "exited with status 1" in message and "CUDA out of memory (pretend)" in message
     assert "noise 99" in message and "noise 10\n" not in message
-    study = hpt.optimize(backend, SPACE, trials=2, seed=0)
+    study = hpt.optimize(backend, SPACE, strategy="random", trials=2, seed=0)
     assert [t.state for t in study.trials] == [TrialState.FAILED] * 2
     assert "CUDA out of memory (pretend)" in study.trials[0].error
 
 
 def test_a_script_that_reports_nothing_is_a_failed_trial_naming_the_metric_and_the_ways(tmp_path: Path):
     train = script(tmp_path, "train.py", 'print("done, loss 0.3")\n')
-    study = hpt.optimize(CommandBackend(command=f"{PY} {train}", metric="val_loss"), SPACE, trials=1)
+    study = hpt.optimize(CommandBackend(command=f"{PY} {train}", metric="val_loss"), SPACE, strategy="random", trials=1)
     error = study.trials[0].error
     assert study.trials[0].state is TrialState.FAILED
     assert "reported no 'val_loss'" in error and '{"val_loss": 0.12}' in error and "val_loss=0.12" in error
@@ -243,7 +243,7 @@ HANGS = """
 def test_a_hung_script_is_stopped_by_the_trial_timeout_with_all_it_started(tmp_path: Path, workers: int):
     train = script(tmp_path, "train.py", HANGS)
     backend = CommandBackend(command=f"{PY} {train} {{trial}}", metric="loss", grace=1, cwd=str(tmp_path))
-    study = hpt.optimize(backend, SPACE, trials=workers, seed=0, workers=workers, trial_timeout=2)
+    study = hpt.optimize(backend, SPACE, strategy="random", trials=workers, seed=0, workers=workers, trial_timeout=2)
     assert [t.state for t in study.trials] == [TrialState.FAILED] * workers
     assert all("timed out after 2 s" in t.error for t in study.trials)
     pids = [pid for path in tmp_path.glob("pids-*.json") for pid in json.loads(path.read_text())]
@@ -313,7 +313,7 @@ def test_a_script_logging_to_mlflow_writes_into_its_trials_child_run(tmp_path: P
 
     train = script(tmp_path, "train.py", LOGS_TO_MLFLOW)
     backend = CommandBackend(command=f"{PY} {train} {{x}} {{trial}} 3 0", metric="val_loss", cwd=str(tmp_path))
-    study = hpt.create_study(backend, {"x": hpt.Float(-2.0, 2.0)}, tracking=store, seed=0)
+    study = hpt.create_study(backend, {"x": hpt.Float(-2.0, 2.0)}, strategy="random", tracking=store, seed=0, workers=2)
     study.optimize(2)
     client = MlflowClient(store)
     runs = {int(r.data.tags["hpt.trial"]): r for r in child_runs(store, study.tracker.parent_run_id)}

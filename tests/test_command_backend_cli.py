@@ -77,7 +77,9 @@ def test_the_dask_executor_runs_the_scripts(tmp_path: Path):
     pytest.importorskip("distributed")
     train = write(tmp_path, "train.py", CURVE)
     backend = CommandBackend(command=f"{PY} {train} {{x}} 0", metric="loss")
-    study = hpt.optimize(backend, {"x": hpt.Float(0.0, 1.0)}, trials=3, seed=0, executor="dask", workers=2)
+    study = hpt.optimize(
+        backend, {"x": hpt.Float(0.0, 1.0)}, strategy="random", trials=3, seed=0, executor="dask", workers=2
+    )
     assert all(t.value == pytest.approx(t.params["x"] + 1 / 8) for t in study.trials)
 
 
