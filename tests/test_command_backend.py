@@ -313,7 +313,7 @@ def test_a_script_logging_to_mlflow_writes_into_its_trials_child_run(tmp_path: P
 
     train = script(tmp_path, "train.py", LOGS_TO_MLFLOW)
     backend = CommandBackend(command=f"{PY} {train} {{x}} {{trial}} 3 0", metric="val_loss", cwd=str(tmp_path))
-    study = hpt.create_study(backend, {"x": hpt.Float(-2.0, 2.0)}, strategy="random", tracking=store, seed=0, workers=2)
+    study = hpt.create_study(backend, {"x": hpt.Float(-2.0, 2.0)}, strategy="random", tracking=store, seed=0)
     study.optimize(2)
     client = MlflowClient(store)
     runs = {int(r.data.tags["hpt.trial"]): r for r in child_runs(store, study.tracker.parent_run_id)}
