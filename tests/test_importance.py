@@ -30,8 +30,8 @@ def test_a_study_of_20_trials_logs_its_ranking_and_the_command_reads_the_store(s
     run_id = study.tracker.parent_run_id
     client = MlflowClient(store)
     artifacts = {a.path for folder in (None, "plots") for a in client.list_artifacts(run_id, folder)}
-    assert {"importance.json", "plots/importance.png"} <= artifacts
-    logged = client.download_artifacts(run_id, "importance.json", str(tmp_path))
+    assert {"plots/importance.json", "plots/importance.png"} <= artifacts
+    logged = client.download_artifacts(run_id, "plots/importance.json", str(tmp_path))
     result = CliRunner().invoke(importance, [run_id, "--tracking-uri", store, "--json", "--no-log"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)

@@ -99,3 +99,19 @@ def test_best_so_far_prefers_the_largest_budget_like_the_study():
     ]
     assert best_so_far(trials, "minimize") == [1.0, 5.0, 5.0, 4.0, 4.0]
     assert best_so_far(trials[:1] + trials[4:], "maximize") == [1.0, 1.0]
+
+
+def test_plots_dir_holds_the_files_of_the_parent_runs_plots_folder(tmp_path: Path, store: str):
+    """`hpt run --plots DIR` writes into DIR itself (not DIR/plots): the files the parent run holds under `plots/`."""
+    from conftest import invoke_json
+    from mlflow.tracking import MlflowClient
+
+    out = invoke_json(
+        "run", "--backend", "function", "--function", "branin", "--strategy", "random", "--trials", "20",
+        "--tracking-uri", store, "--plots", str(tmp_path / "figures"), "--quiet",
+    )  # fmt: skip
+    written = {p.name for p in (tmp_path / "figures").iterdir()}
+    assert {"history.png", "parallel_coordinates.png", "slices.png", "importance.png", "importance.json"} <= written
+    assert all(p.is_file() for p in (tmp_path / "figures").iterdir())  # no plots/ inside
+    logged = {a.path for a in MlflowClient(store).list_artifacts(out["parent_run_id"], "plots")}
+    assert logged == {f"plots/{name}" for name in written}

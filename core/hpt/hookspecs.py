@@ -108,4 +108,5 @@ def hpt_study_finished(study: Study, status: str) -> None:
 @hookspec
 def hpt_study_artifacts(study: Study, directory: Path) -> None:
     """Called when a study finished, before its parent run closes: write files (plots, reports) into
-    `directory`; a tracked study logs them on its parent run, `hpt run --plots DIR` writes them to DIR."""
+    `directory`; a tracked study logs them under its parent run's `plots/`, `hpt run --plots DIR` writes
+    them to DIR itself."""

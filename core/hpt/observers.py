@@ -16,8 +16,8 @@ log = logging.getLogger(__name__)
 class StudyObserver:
     """No-op base: override the events you care about.
 
-    An observer's exceptions are logged and the study goes on, except an `HptError` of a `critical`
-    observer (the tracker: a store or journal that cannot be written), which stops the study.
+    An observer's exceptions are logged and the study goes on, except those of a `critical` observer (the
+    tracker: a store or journal that cannot be written), which stop the study.
     """
 
     critical = False

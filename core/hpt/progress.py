@@ -98,7 +98,6 @@ class TrialLines(StudyObserver):
         self.total = total
         self.stream = stream or sys.stderr
         self.counter = _Counter()
-        self._outage: str | None = None
         self._finishing_at: float | None = None
 
     def _print(self, text: str) -> None:
@@ -116,12 +115,6 @@ class TrialLines(StudyObserver):
             f"trial {trial.number} ({len(self.counter.seen)}{of}) {trial.state.value}{budget}: {value}; "
             f"best {fmt(study.best_value)}; {trial.duration:.2f} s"
         )
-        outage = outage_text(study)
-        if outage is not None and self._outage is None:
-            self._print(outage + "; the study goes on and sends them when it is back")
-        elif outage is None and self._outage is not None:
-            self._print("tracking store reachable again")
-        self._outage = outage
 
     def study_finishing(self, study: Study, status: str) -> None:
         if status == "FINISHED":

@@ -24,6 +24,24 @@ class Stopped(KeyboardInterrupt):
         return 128 + self.signum
 
 
+_deferring = 0
+_pending: list[int] = []
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """A stop signal that arrives inside this block takes effect at its end, so that a trial is never left
+    half recorded (started in the journal but not among the running trials, or finished but not logged)."""
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if _deferring == 0 and _pending:
+            raise Stopped(_pending.pop())
+
+
 @contextmanager
 def stop_on_signals(on_repeat: Callable[[int], None]) -> Iterator[None]:
     """Within the block, the first stop signal raises `Stopped`; later ones call `on_repeat(signum)`
@@ -35,6 +53,9 @@ def stop_on_signals(on_repeat: Callable[[int], None]) -> Iterator[None]:
             on_repeat(signum)
             return
         received.append(signum)
+        if _deferring:
+            _pending.append(signum)
+            return
         raise Stopped(signum)
 
     previous = {}

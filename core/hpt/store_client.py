@@ -46,6 +46,8 @@ def make_client(tracking_uri: str | None = None) -> MlflowClient:
 
     for name in ("mlflow", "alembic"):  # store creation chatter is not the user's business
         logging.getLogger(name).setLevel(logging.WARNING)
+    # a failing database write is logged by MLflow with its traceback, then raised: hpt reports it in a line
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     uri = tracking_uri or mlflow.get_tracking_uri()
     check_scheme(uri)
     with store_errors(uri), _creation_lock(uri):
@@ -88,6 +90,12 @@ def store_error_line(uri: str, exc: BaseException) -> str:
         return f"cannot reach the MLflow server {uri} ({reason}); start it or check --tracking-uri"
     lines = text.strip().splitlines()
     reason = lines[0][:300] if lines else type(exc).__name__
+    full = re.search(r"database or disk is full|disk I/O error|attempt to write a readonly database", text)
+    if full:
+        return (
+            f"cannot write the MLflow store {uri}: its disk is full or read-only ({full.group(0)}); "
+            "free space or pass another --tracking-uri"
+        )
     return f"cannot use the MLflow store {uri}: {reason}; check --tracking-uri"
 
 

@@ -133,14 +133,21 @@ class StoreSync:
         try:
             self._apply(self.journal.records[self._next : end])
         except Exception as exc:  # the store is away or failing: keep the records, retry later
+            self.last_error = _first_line(exc)
             if self.failing_since is None:
                 self.failing_since = time.time()
-                log.debug("tracking store unreachable: %s", exc)
-            self.last_error = _first_line(exc)
+                log.warning(
+                    "tracking store unreachable since %s (%s); the study goes on, its writes wait in %s",
+                    time.strftime("%H:%M:%S"),
+                    self.last_error,
+                    self.journal.directory,
+                )
             self._verify_creates = True
             return False
         self._next = end
         self.journal.mark_synced(end)
+        if self.failing_since is not None:
+            log.warning("tracking store reachable again; sending the %d writes that waited", self.pending())
         self.failing_since = None
         return True
 

@@ -24,6 +24,7 @@ from hpt.evaluation import BatchTask, TrialOutcome, TrialTask
 from hpt.executors import Runner, SerialRunner
 from hpt.observers import StudyObserver
 from hpt.pruners import MedianPruner
+from hpt.signals import deferred
 from hpt.space import Params, Space
 from hpt.strategy import Strategy
 from hpt.trial import (
@@ -287,6 +288,10 @@ class Study:
         return out
 
     def _start(self, suggestion: Suggestion) -> Trial:
+        with deferred():
+            return self._start_now(suggestion)
+
+    def _start_now(self, suggestion: Suggestion) -> Trial:
         if suggestion.continues is not None:
             trial = self.trials[suggestion.continues]
             trial.state, trial.error = TrialState.RUNNING, None
@@ -320,6 +325,10 @@ class Study:
         )
 
     def _finish(self, trial: Trial, outcome: TrialOutcome) -> None:
+        with deferred():
+            self._finish_now(trial, outcome)
+
+    def _finish_now(self, trial: Trial, outcome: TrialOutcome) -> None:
         trial.state = outcome.state
         trial.values = outcome.values
         trial.metrics.update(outcome.metrics)
@@ -363,9 +372,7 @@ class Study:
         for observer in self.observers:
             try:
                 getattr(observer, event)(self, *args)
-            except HptError:
-                if observer.critical:  # a store or journal that cannot be written: stop the study
+            except Exception as exc:  # a notifier must never stop the study; a store that cannot be written must
+                if observer.critical:
                     raise
-                log.warning("%s.%s failed", type(observer).__name__, event, exc_info=True)
-            except Exception as exc:  # an observer (tracker, notifier) must never stop the study
                 log.warning("%s.%s failed: %s", type(observer).__name__, event, exc)

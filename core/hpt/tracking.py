@@ -185,8 +185,11 @@ class MlflowTracker(StudyObserver):
             return self.client.create_experiment(
                 self.experiment, tags={"mlflow.experimentKind": "custom_model_development"}
             )
-        except MlflowException:  # created by a study that started at the same moment
-            return self.client.get_experiment_by_name(self.experiment).experiment_id
+        except MlflowException:
+            exp = self.client.get_experiment_by_name(self.experiment)
+            if exp is None:
+                raise
+            return exp.experiment_id  # created by a study that started at the same moment
 
     def _give_up_parent(self) -> None:
         with contextlib.suppress(Exception):  # the store is failing already; the error that matters is raised
@@ -333,7 +336,7 @@ class MlflowTracker(StudyObserver):
         if study.config.plots and status == "FINISHED":
             plots = Path(tempfile.mkdtemp(prefix="hpt-artifacts-"))
             write_study_artifacts(study, plots)
-            self._call(PARENT, "log_artifacts", str(self.journal.keep_files(plots, "plots")))
+            self._call(PARENT, "log_artifacts", str(self.journal.keep_files(plots, "plots")), "plots")
         return status == "FINISHED" and best is not None and self._log_model(study, best)
 
     def study_finished(self, study: Study, status: str) -> None:

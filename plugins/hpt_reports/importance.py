@@ -1,6 +1,6 @@
 """Hyperparameter importance: which parameters explain the variation of a study's objective.
 
-    hpt importance RUN_ID                  # a table; logs plots/importance.png and importance.json
+    hpt importance RUN_ID                  # a table; logs plots/importance.png and plots/importance.json
     hpt.importance(study)                  # {"learning_rate": 0.71, "n_neurons": 0.18, ...}
 
 The method is the first-order part of a functional ANOVA (fANOVA, Hutter et al. 2014) estimated on a
@@ -91,7 +91,7 @@ def importance_figure(ranking: Mapping[str, float], title: str) -> Figure:
 
 
 def write_importance(ranking: Mapping[str, float], directory: Path, title: str, n_trials: int, metric: str) -> None:
-    """`importance.json` in `directory` and `plots/importance.png` (no plot when matplotlib is missing)."""
+    """`importance.json` and `importance.png` in `directory` (no plot when matplotlib is missing)."""
     directory.mkdir(parents=True, exist_ok=True)
     report = {"method": METHOD, "metric": metric, "complete_trials": n_trials, "importance": dict(ranking)}
     (directory / IMPORTANCE_FILE).write_text(json.dumps(report, indent=2))
@@ -99,8 +99,7 @@ def write_importance(ranking: Mapping[str, float], directory: Path, title: str, 
         fig = importance_figure(ranking, title)
     except HptError:  # matplotlib is not installed
         return
-    (directory / "plots").mkdir(exist_ok=True)
-    fig.savefig(directory / "plots" / IMPORTANCE_PLOT)
+    fig.savefig(directory / IMPORTANCE_PLOT)
 
 
 def write_study_importance(study: Any, directory: Path) -> bool:
@@ -145,7 +144,7 @@ def _complete(trials: Sequence[Trial]) -> int:
 @guard
 def importance(run_id: str | None, experiment: str, tracking_uri: str | None, no_log: bool, as_json: bool) -> None:
     """Rank the parameters of the study logged under RUN_ID (default: the newest study) by how much of
-    the objective's variation they explain, and log plots/importance.png and importance.json on its run.
+    the objective's variation they explain, and log plots/importance.png and plots/importance.json on its run.
 
     \b
     hpt importance 3f2a...
@@ -165,7 +164,7 @@ def importance(run_id: str | None, experiment: str, tracking_uri: str | None, no
         with tempfile.TemporaryDirectory() as tmp:
             metric = parent.data.tags.get("hpt.metric", "objective")
             write_importance(ranking, Path(tmp), parent.info.run_name, _complete(record.trials), metric)
-            client.log_artifacts(run_id, tmp)
+            client.log_artifacts(run_id, tmp, "plots")  # where a study logs its own
     if as_json:
         click.echo(json.dumps({"run_id": run_id, "method": METHOD, "importance": ranking}))
         return

@@ -34,13 +34,13 @@ def hpt_register_commands(cli: click.Group) -> None:
 
 @hookimpl
 def hpt_study_artifacts(study: Study, directory: Path) -> None:
-    """The study's plots under `plots/` (nothing when matplotlib is missing); the parameters' importance
-    (`importance.json`, `plots/importance.png`) for a study of 20 trials or more."""
+    """The study's plots (nothing when matplotlib is missing) and, for a study of 20 trials or more, the
+    parameters' importance (`importance.json`, `importance.png`), all in `directory` itself."""
     from hpt.errors import HptError
 
     from hpt_reports.importance import write_study_importance
     from hpt_reports.plots import save_study_plots
 
-    write_study_importance(study, directory)  # importance.json and plots/importance.png, from 20 trials on
+    write_study_importance(study, directory)  # importance.json and importance.png, from 20 trials on
     with contextlib.suppress(HptError):  # matplotlib is not installed: no plots
-        save_study_plots(study, directory / "plots")
+        save_study_plots(study, directory)
