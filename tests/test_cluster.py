@@ -1,7 +1,7 @@
 """hpt on a cluster as on separate machines: a `dask scheduler` and two `dask worker`s started here, each in
 a working directory of its own, sharing nothing but the scheduler's address, an `mlflow server` and a
-checkpoint store. Hyperband's promoted trials continue from their checkpoints on whichever worker gets
-them, and a worker lost mid-trial has its trial re-run on the other one.
+checkpoint store. ASHA's and hyperband's promoted trials continue from their checkpoints on whichever
+worker gets them, and a worker lost mid-trial has its trial re-run on the other one.
 
 Checkpoints at a URL (`hpt.checkpoints`) are staged through a local copy on each worker; the first tests
 check that staging in one process and across the process executor's workers."""
@@ -222,34 +222,45 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
-def test_hyperband_on_two_workers_continues_promoted_trials_from_shared_checkpoints(store: str, cluster: Cluster):
-    marker = cluster.store / "killed-worker"
+@pytest.mark.timeout(300)
+def test_asha_then_hyperband_on_two_workers_continue_promoted_trials_from_shared_checkpoints(
+    store: str, cluster: Cluster
+):
     cluster.store.mkdir()
-    checkpoints = cluster.store / "checkpoints"
-    study = hpt.optimize(
-        TracedBackend(kill_marker=str(marker), delay=0.05),
-        strategy="hyperband",
-        strategy_options={"min_budget": 1, "max_budget": 9, "eta": 3},
-        trials=9,
-        seed=0,
-        executor="dask",
-        executor_options={"scheduler": cluster.scheduler},
-        workers=2,
-        tracking=cluster.tracking_uri,
-        checkpoint_root=str(checkpoints) if store == "path" else f"file://{checkpoints}",
-    )
-    assert study.counts()["complete"] == 9 and study.counts()["failed"] == 0
+
+    def tune(strategy: str, backend: TracedBackend) -> tuple[hpt.Study, Path]:
+        checkpoints = cluster.store / strategy
+        study = hpt.optimize(
+            backend,
+            strategy=strategy,
+            strategy_options={"min_budget": 1, "max_budget": 9, "eta": 3},
+            trials=9,
+            seed=0,
+            executor="dask",
+            executor_options={"scheduler": cluster.scheduler},
+            workers=2,
+            tracking=cluster.tracking_uri,
+            checkpoint_root=str(checkpoints) if store == "path" else f"file://{checkpoints}",
+        )
+        assert study.counts()["complete"] == 9 and study.counts()["failed"] == 0
+        assert len(child_runs(cluster.tracking_uri, study.tracker.parent_run_id)) == 9
+        for trial in study.trials:  # every epoch once across its budgets: each budget continued from the last
+            assert [step for step, _ in trial.intermediate] == list(range(int(trial.budget_history[-1])))
+        return study, checkpoints
+
+    study, checkpoints = tune("asha", TracedBackend(delay=0.05))
+    promoted = [t for t in study.trials if len(t.budget_history) > 1]
+    assert promoted
+    runs = [runs_of(checkpoints / f"trial-{t.number:04d}") for t in promoted]
+    assert {where for r in runs for where, _ in r} == {"worker-a", "worker-b"}
+
+    marker = cluster.store / "killed-worker"
+    study, checkpoints = tune("hyperband", TracedBackend(kill_marker=str(marker), delay=0.05))
     killed, number, budget = marker.read_text().split()
     survivor = ({"worker-a", "worker-b"} - {killed}).pop()
     assert cluster.workers[killed].poll() is not None  # that worker, nanny and all, is gone
-    promoted = [t for t in study.trials if len(t.budget_history) > 1]
-    assert int(number) in {t.number for t in promoted}
-    for trial in promoted:  # every epoch once across its budgets: each budget continued from the last
-        assert [step for step, _ in trial.intermediate] == list(range(int(trial.budget_history[-1])))
-    runs = {t.number: runs_of(checkpoints / f"trial-{t.number:04d}") for t in promoted}
-    assert (survivor, float(budget)) in runs[int(number)]  # the trial its worker died in, run again on the other
+    assert len(study.trials[int(number)].budget_history) > 1
+    runs_killed = runs_of(checkpoints / f"trial-{int(number):04d}")
+    assert (survivor, float(budget)) in runs_killed  # the trial its worker died in, run again on the other
     if store == "path":  # in place, the start on the lost worker left its line; a staged copy died with it
-        assert (killed, float(budget)) in runs[int(number)]
-    assert {where for r in runs.values() for where, _ in r} == {"worker-a", "worker-b"}
-    assert len(child_runs(cluster.tracking_uri, study.tracker.parent_run_id)) == 9
+        assert (killed, float(budget)) in runs_killed
