@@ -11,4 +11,5 @@ def hpt_register_backends(register):
         "command",
         "hpt_command.backend:CommandBackend",
         summary="your own training script, run once per trial with the parameters substituted",
+        worker_imports=("mlflow.tracking",),  # workers read the trial's run: forked with MLflow already imported
     )
