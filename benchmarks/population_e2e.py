@@ -20,7 +20,7 @@ def measure(mode: str, trials: int, args: argparse.Namespace) -> tuple[float, fl
     from hpt_torch.backend import MLPBackend
 
     device = "cpu" if mode == "workers" else args.device
-    settings = {"strategy": "random", "seed": args.seed, "trials": trials}
+    settings = {"strategy": "random", "seed": args.seed, "trials": trials, "tracking": False}
     if mode.startswith("batch"):
         k = mode.removeprefix("batch")
         settings["batch_trials"] = int(k) if k.isdigit() else k
