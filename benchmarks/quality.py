@@ -220,9 +220,10 @@ def main() -> None:
         "their first N evaluations)",
     )
     parser.add_argument("--ask-latency", metavar="STRATEGIES", help="time asks of these strategies instead")
+    parser.add_argument("--latency-sizes", default="50,100,200,500", help="told trials to time asks at, commas")
     args = parser.parse_args()
     if args.ask_latency:
-        ask_latency(args.ask_latency.split(","))
+        ask_latency(args.ask_latency.split(","), tuple(int(n) for n in args.latency_sizes.split(",")))
         return
     if args.quick:
         for key, value in QUICK.items():

@@ -7,14 +7,17 @@
   `switch_after` trials, then hands over to the GP, which is told every trial from the start):
   - inputs in the unit cube (log parameters on their log scale, integers in bins, categoricals one-hot,
     an inactive conditional parameter at a constant), a scrambled Sobol design for the first
-    `n_initial_points` trials;
-  - outputs standardised and warped by a Yeo-Johnson power transform fitted by maximum likelihood
-    (as HEBO does), so a few huge losses (a diverged network) do not flatten the model around the good
-    region while well-spread losses stay as they are;
+    `n_initial_points` trials (d + 3 within 5..10 for d parameters, at most a quarter of the study's trials
+    where the study tells them through `set_budget`; one log line says what was chosen);
+  - outputs: each loss's gap above the best warped by a Yeo-Johnson power fitted by maximum likelihood
+    (`hpt_auto.transform`), so losses over orders of magnitude (a diverged network, BBOB f6 and f12) do
+    not squash the good region into one value, while well-spread losses stay as they are;
   - the next point maximises log EI: scored on random candidates and on perturbations of the best
     points seen, the best few refined by L-BFGS-B, integers and categoricals then snapped to valid
     values (each categorical's other choices tried on the winner);
-  - pending trials are told the best loss so far (a constant liar), so parallel asks spread out.
+  - pending trials are told the best loss so far (a constant liar), so parallel asks spread out;
+  - with `local_after=N`, a trust region around the incumbent once N model-phase trials pass without
+    improvement (off by default: on the diagnosis set it helped BBOB f6 and cost Levy-4 and f12 in 5-D).
 
 The parts, each in its own module: `search_space` (params <-> model inputs), `transform` (losses -> targets),
 `prior` and `gp` (the model), `acquisition` (log EI), `optim` (maximising it). Other strategies (skopt,
@@ -52,15 +55,17 @@ class AutoStrategy(Strategy):
     """Chooses the search for you: GP-based Bayesian optimisation for one objective, NSGA-II for several.
 
     Options:
-        n_initial_points: trials from a scrambled Sobol design before the model is used.
+        n_initial_points: trials from a scrambled Sobol design before the model is used (default: by the
+            dimension and the budget).
         n_candidates: random candidates scored by the acquisition function per ask.
         n_refine: best candidates refined by L-BFGS-B per ask.
-        warp: model power-transformed losses (Yeo-Johnson, rank-preserving): a few huge losses no longer
-            flatten the model.
+        warp: model power-transformed gaps above the best loss (Yeo-Johnson, rank-preserving): a few huge
+            losses no longer flatten the model.
         dim_scaled: length-scale prior that grows with the dimension instead of Optuna's.
         model: `gp` (hpt's own GP, the default), `skopt` (the skopt strategy throughout) or `auto`
             (skopt for the first `switch_after` trials where scikit-optimize is installed, then hpt's GP).
         switch_after: trials told before `model=auto` hands over from scikit-optimize to hpt's own GP.
+        local_after: model-phase trials without improvement before the search turns local (0: never).
     """
 
     name = "auto"
@@ -79,7 +84,7 @@ class AutoStrategy(Strategy):
         dim_scaled: bool = False,
         model: str = "gp",
         switch_after: int = 200,
-        local_after: int = 3,
+        local_after: int = 0,
     ) -> None:
         super().__init__(space, directions=directions, seed=seed)
         for option, value in (
