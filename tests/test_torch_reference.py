@@ -21,10 +21,10 @@ from hpt.backend import Result, TrialContext  # noqa: E402
 from hpt.errors import HptError  # noqa: E402
 from hpt_torch import kernels  # noqa: E402
 from hpt_torch.backend import MLPBackend  # noqa: E402
-from hpt_torch.engine import LRFactor, epoch_orders  # noqa: E402
 from hpt_torch.hyperparams import resolve  # noqa: E402
 from hpt_torch.metrics import member_metrics, metric_names  # noqa: E402
 from hpt_torch.network import ACTIVATIONS, build_mlp, initial_weights  # noqa: E402
+from hpt_torch.schedule import LRFactor, epoch_orders  # noqa: E402
 
 BASE = {"n_hidden": 2, "n_neurons": 16, "activation": "tanh", "batch_size": 32, "max_epochs": 8, "patience": 1}
 MIXED = [  # every hyperparameter of the default space varies: depth, width, shape, activation, init, optimizer

@@ -11,9 +11,9 @@ pytest.importorskip("sklearn")
 from hpt import TrialContext, TrialPruned  # noqa: E402
 from hpt.errors import HptError, SpaceError  # noqa: E402
 from hpt_torch.backend import MLPBackend  # noqa: E402
-from hpt_torch.engine import LRFactor  # noqa: E402
 from hpt_torch.metrics import member_metrics  # noqa: E402
 from hpt_torch.network import build_mlp, hidden_widths, initial_weights  # noqa: E402
+from hpt_torch.schedule import LRFactor  # noqa: E402
 from hpt_torch.training import CHECKPOINT_FILE  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 

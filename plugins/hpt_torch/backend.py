@@ -18,11 +18,12 @@ from hpt.backend import Backend, Result, TrialContext
 from hpt.space import Params, Space
 
 from hpt_torch.datasets import CLASSIFICATION, load_dataset, make_folds
-from hpt_torch.engine import DeviceData, Member, Stack, TrialRun, mean_metrics, read_checkpoint, train_trials
+from hpt_torch.engine import DeviceData, Member, Stack
 from hpt_torch.hyperparams import LEARNING_RATE_RANGE, MAX_EPOCHS, PATIENCE, default_space, resolve
 from hpt_torch.lr_finder import LRFinding, lr_range_test
 from hpt_torch.metrics import resolve_objectives
 from hpt_torch.training import CHECKPOINT_FILE, cpu_settings, resolve_device
+from hpt_torch.trials import TrialRun, mean_metrics, read_checkpoint, train_trials
 
 FINDER_SPAN = 10.0
 """With `lr_from_finder`, the learning-rate range becomes [suggestion / 10, suggestion * 10]."""

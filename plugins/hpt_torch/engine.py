@@ -31,34 +31,24 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from hpt.backend import TrialContext, TrialPruned
-from hpt.errors import HptError
 
 from hpt_torch import graphs
 from hpt_torch.datasets import Fold
 from hpt_torch.metrics import member_metrics, metric_names
 from hpt_torch.network import hidden_widths, initial_weights
+from hpt_torch.schedule import SCHEDULE_CODES, epoch_orders, epoch_seed, lr_factors
 from hpt_torch.stacked import IDENTITY, FlatLayout, Shapes, backward, forward, layer_plans, loss_gradient
 from hpt_torch.stacked_optim import StackedOptimizer
 
-EXPONENTIAL_FLOOR = 0.01
-"""The exponential schedule decays the rate to this fraction of its start over `max_epochs`."""
-STEP_FACTOR, STEP_COUNT = 0.5, 4
-"""The step schedule halves the rate at each quarter of `max_epochs`."""
-COSINE_FLOOR = 0.01
-SCHEDULE_CODES = {"constant": 0, "exponential": 1, "step": 2, "cosine": 3}
 CHUNK_FLOATS = {"cpu": 2**21, "cuda": 2**18}
 """Per member, the most floats of training inputs and dropout masks drawn at once (a few micro-batches: fewer,
 larger kernels); per member, so the number of draws per epoch does not depend on K."""
 VALID_FLOATS = {"cpu": 2**24, "cuda": 2**28}
 """The most floats of one validation forward pass: more members are evaluated in several passes."""
-CHECKPOINT_FORMAT = 2
-"""Checkpoints of another format (an older engine's) are not continued from."""
 AUTO_BATCH_TRIALS = {"cpu": 1, "cuda": 64, "mps": 16}
 """`--batch-trials auto` per device type (see `auto_batch_trials`)."""
 
@@ -73,72 +63,6 @@ def auto_batch_trials(device: str) -> int:
     if device in ("auto", ""):
         device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     return AUTO_BATCH_TRIALS.get(torch.device(device).type, AUTO_BATCH_TRIALS["cpu"])
-
-
-def lr_factors(
-    schedule: torch.Tensor, warmup: torch.Tensor, horizon: torch.Tensor, epoch: torch.Tensor
-) -> torch.Tensor:
-    """Multipliers of the base rates at each member's epoch (float64 tensors, one entry per member): linear
-    warm-up over `warmup` epochs, then the schedule (`SCHEDULE_CODES`) over `horizon` (`max_epochs`) epochs,
-    whatever budget a member trains for, so a run continued to a larger budget follows the same rates."""
-    epoch = epoch.double()
-    warm = torch.where(epoch < warmup, (epoch + 1) / (warmup + 1), 1.0)
-    progress = (epoch / horizon.clamp_min(1)).clamp_max(1.0)
-    exponential = EXPONENTIAL_FLOOR**progress
-    step = STEP_FACTOR ** torch.clamp_max(torch.floor(progress * STEP_COUNT), STEP_COUNT - 1)
-    cosine = COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1 + torch.cos(math.pi * progress))
-    decay = torch.where(
-        schedule == 1, exponential, torch.where(schedule == 2, step, torch.where(schedule == 3, cosine, 1.0))
-    )
-    return warm * decay
-
-
-class LRFactor:
-    """`lr_factors` of one member as a function of the epoch (the LR range test, the tests' reference)."""
-
-    def __init__(self, schedule: str, warmup_epochs: int, horizon: int) -> None:
-        self.args = [
-            torch.tensor([float(v)], dtype=torch.float64) for v in (SCHEDULE_CODES[schedule], warmup_epochs, horizon)
-        ]
-
-    def __call__(self, epoch: int) -> float:
-        return float(lr_factors(*self.args, torch.tensor([epoch])))
-
-
-_MASK64 = (1 << 64) - 1
-
-
-def _int64(value: int) -> int:
-    """A 64-bit constant as torch's signed int64."""
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-_MIX = (_int64(0xBF58476D1CE4E5B9), _int64(0x94D049BB133111EB), _int64(0x9E3779B97F4A7C15))
-
-
-def _mix(z: torch.Tensor) -> torch.Tensor:
-    """splitmix64's finaliser on int64 tensors (wrapping multiplication, logical shifts)."""
-    z = z ^ ((z >> 30) & ((1 << 34) - 1))
-    z = z * _MIX[0]
-    z = z ^ ((z >> 27) & ((1 << 37) - 1))
-    z = z * _MIX[1]
-    return z ^ ((z >> 31) & ((1 << 33) - 1))
-
-
-def epoch_orders(seeds: torch.Tensor, epochs: torch.Tensor, sizes: torch.Tensor, n: int) -> torch.Tensor:
-    """Each member's order of its training rows at its epoch (`[K, n]`, positions `0..size-1`, then its padding
-    positions `size..n-1`): the rows sorted by a hash of (seed, epoch, row). A pure function of those, the same
-    on every device and in any stack, with no generator state to keep or checkpoint."""
-    base = _mix(_mix(seeds.long() * _MIX[2]) + epochs.long()).unsqueeze(1)
-    rows = torch.arange(n, device=seeds.device)
-    keys = _mix(base + rows * _MIX[2])
-    keys = torch.where(rows < sizes.unsqueeze(1), keys, torch.iinfo(torch.int64).max)
-    return torch.argsort(keys, dim=1, stable=True)
-
-
-def epoch_seed(dropout_seed: int, epoch: int) -> int:
-    """The dropout generator's seed for an epoch: the same epoch draws the same masks however it was reached."""
-    return int(np.random.SeedSequence([abs(int(dropout_seed)), int(epoch)]).generate_state(1)[0])
 
 
 @dataclass
@@ -595,94 +519,3 @@ def _per_micro_batch(mask: tuple[torch.Tensor, torch.Tensor | None], micro: int)
     multiplier, addend = mask
     parts = multiplier.split(micro, 1)
     return list(zip(parts, addend.split(micro, 1) if addend is not None else [None] * len(parts), strict=True))
-
-
-def divergence(member: Member) -> HptError:
-    """The error that fails a trial whose training loss is no longer finite."""
-    return HptError(
-        f"training diverged: the training loss is {member.diverged} at epoch {member.state.epoch}; "
-        f"lower learning_rate (now {member.params['learning_rate']:g})"
-    )
-
-
-# Trials: what the backend trains, one or several members each
-
-
-@dataclass(eq=False)
-class TrialRun:
-    """One trial: its members (one, or one per fold), its context (reports, pruning), its checkpoint file. After
-    training, `outcome` is None (it trained to its budget or stopped early) or the exception that ended it."""
-
-    params: dict[str, Any]
-    ctx: TrialContext
-    members: list[Member]
-    checkpoint: Path | None = None
-    resumes: bool = False
-    """Whether it continues from its checkpoint (a trial with a budget: a promotion continues where it stopped)."""
-    outcome: BaseException | None = None
-
-    def report(self) -> None:
-        """Report the mean of the members' latest metrics (a member that stopped early contributes its last) at
-        the furthest epoch; end the trial on divergence or when its context says stop (pruning)."""
-        diverged = next((m for m in self.members if m.diverged is not None), None)
-        if diverged is not None:
-            self.outcome = divergence(diverged)
-            return
-        epoch = max(m.state.epoch for m in self.members)
-        self.ctx.report(epoch, mean_metrics([m.state.last_metrics for m in self.members]))
-        if self.ctx.should_stop():
-            self.outcome = TrialPruned()
-
-
-def mean_metrics(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
-    """Key-wise mean of metric dicts (the k-fold average)."""
-    return {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
-
-
-def train_trials(
-    trials: Sequence[TrialRun], data: DeviceData, monitor: str, direction: str, dropout_seed: int
-) -> Stack:
-    """Train trials as one stack of all their members, each trial continued from its checkpoint where that holds
-    its configuration at no more than its budget; save each trial's checkpoint at the end (not a diverged one's).
-    """
-    members = [m for t in trials for m in t.members]
-    stack = Stack(members, data, monitor, direction, dropout_seed)
-    position = {id(m): i for i, m in enumerate(stack.members)}
-    for trial in trials:
-        saved = read_checkpoint(trial.checkpoint, trial.params) if trial.resumes else None
-        fits = saved is not None and len(saved["members"]) == len(trial.members)
-        if fits and max(s["epoch"] for s in saved["members"]) <= min(m.until for m in trial.members):
-            for member, state in zip(trial.members, saved["members"], strict=True):
-                stack.load_member(position[id(member)], state)
-    owner = {id(m): t for t in trials for m in t.members}
-
-    def on_epoch(trained: list[int]) -> None:
-        for trial in {id(owner[id(stack.members[i])]): owner[id(stack.members[i])] for i in trained}.values():
-            trial.report()
-            if trial.outcome is not None:
-                for member in trial.members:
-                    stack.finish(position[id(member)])
-
-    stack.train(on_epoch)
-    saving = [t for t in trials if t.checkpoint is not None and not isinstance(t.outcome, HptError)]
-    if saving:
-        states = iter(stack.member_states([position[id(m)] for t in saving for m in t.members]))
-        for trial in saving:
-            save_checkpoint(trial.checkpoint, trial.params, [next(states) for _ in trial.members])
-    return stack
-
-
-def save_checkpoint(path: Path, params: Mapping[str, Any], members: Sequence[Mapping[str, Any]]) -> None:
-    """A trial's members' states (`Stack.member_state`), to continue them exactly."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": CHECKPOINT_FORMAT, "params": dict(params), "members": list(members)}, path)
-
-
-def read_checkpoint(path: Path | None, params: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The checkpoint at `path` if it holds this engine's state of the same configuration."""
-    if path is None or not path.is_file():
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or state.get("params") != dict(params):
-        return None
-    return state

@@ -12,7 +12,8 @@ from typing import Any
 import torch
 from hpt.errors import HptError
 
-from hpt_torch.engine import DeviceData, Member, Stack, epoch_orders
+from hpt_torch.engine import DeviceData, Member, Stack
+from hpt_torch.schedule import epoch_orders
 
 SMOOTHING = 0.98
 """Weight of the running loss in the exponential moving average (bias-corrected)."""
