@@ -152,3 +152,15 @@ def test_resume_survives_a_run_killed_before_its_params_were_logged(store):
     closed = client.get_run(orphan.info.run_id)
     assert closed.info.status == "FAILED" and closed.data.tags["hpt.state"] == "failed"
     assert closed.data.tags["hpt.error"] == "interrupted before its parameters were recorded"
+
+
+def test_hpt_experiments_open_on_the_runs_table(store):
+    study = hpt.create_study(lambda p: p["x"], {"x": Float(0, 1)}, tracking=store, seed=0, experiment="kinds")
+    study.optimize(2)
+    experiment = MlflowClient(store).get_experiment_by_name("kinds")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+    from hpt_reports.commands import runs_page
+
+    assert runs_page(store, "kinds") == f"#/experiments/{experiment.experiment_id}/runs"
+    assert runs_page(store, "no-such-experiment") == ""

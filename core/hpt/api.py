@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpt.backend import Backend, CallableBackend
+from hpt.checkpoints import exists
 from hpt.config import StudyConfig
 from hpt.errors import HptError
 from hpt.executors import Runner, SerialRunner
@@ -221,7 +222,7 @@ def _registered_name(kind: str, plugin: Any) -> str:
 
 def _surviving(path: str | None) -> str | None:
     """The checkpoint folder of an earlier run, if it is still there."""
-    return path if path and Path(path).is_dir() else None
+    return path if path and exists(path) else None
 
 
 __all__ = ["create_study", "make_backend", "optimize", "resume_study"]

@@ -43,10 +43,15 @@ class JournalLocked(HptError):
     """Another process on this machine holds the study's journal."""
 
 
-def journal_root() -> Path:
-    """Where journals live: `$HPT_HOME/journal`, by default `~/.hpt/journal`."""
+def hpt_home() -> Path:
+    """hpt's own folder on this machine: `$HPT_HOME`, by default `~/.hpt`."""
     home = os.environ.get(HOME_ENV)
-    return (Path(home) if home else Path.home() / ".hpt") / "journal"
+    return Path(home) if home else Path.home() / ".hpt"
+
+
+def journal_root() -> Path:
+    """Where journals live: `$HPT_HOME/journal`."""
+    return hpt_home() / "journal"
 
 
 class Journal:
@@ -205,4 +210,4 @@ class Journal:
         self.unlock()
 
 
-__all__ = ["Journal", "JournalError", "JournalLocked", "journal_root"]
+__all__ = ["Journal", "JournalError", "JournalLocked", "hpt_home", "journal_root"]

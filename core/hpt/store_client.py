@@ -10,12 +10,14 @@ import fcntl
 import logging
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hpt.errors import HptError
+from hpt.journal import hpt_home
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -51,9 +53,30 @@ def make_client(tracking_uri: str | None = None) -> MlflowClient:
     uri = tracking_uri or mlflow.get_tracking_uri()
     check_scheme(uri)
     with store_errors(uri), _creation_lock(uri):
+        _from_template(uri)
         client = MlflowClient(uri)
         client.search_experiments(max_results=1)
     return client
+
+
+def _from_template(uri: str) -> None:
+    """Start a new SQLite store as a copy of an empty one: MLflow builds a store by running its schema
+    migrations one by one, seconds of work that are the same for every store of one MLflow version. The
+    first store of a version is built as usual and kept, empty, under `$HPT_HOME/stores/`."""
+    import mlflow
+
+    path = _sqlite_path(uri)
+    if path is None or path.exists():
+        return
+    template = hpt_home() / "stores" / f"mlflow-{mlflow.__version__}-empty.db"
+    if not template.is_file():
+        from mlflow.tracking import MlflowClient
+
+        template.parent.mkdir(parents=True, exist_ok=True)
+        building = template.with_name(f"{template.name}.{os.getpid()}.tmp")
+        MlflowClient(f"sqlite:///{building}").search_experiments(max_results=1)
+        os.replace(building, template)
+    shutil.copyfile(template, path)
 
 
 def check_scheme(uri: str) -> None:

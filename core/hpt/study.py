@@ -7,7 +7,6 @@ them), and `ask()` / `tell()` let users run training themselves.
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 import time
 from collections import deque
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpt.backend import Backend
+from hpt.checkpoints import Location, check_root, fetched, is_url, remove, trial_location
 from hpt.config import StudyConfig
 from hpt.errors import HptError
 from hpt.evaluation import BatchTask, TrialOutcome, TrialTask
@@ -88,8 +88,13 @@ class Study:
         # Checkpoints let a promoted trial continue; they outlive a killed study (resume continues from
         # them) and are removed when the study finishes, unless the caller chose where they live.
         root = self.config.checkpoint_root
-        self.checkpoint_root = Path(root or tempfile.mkdtemp(prefix="hpt-checkpoints-"))
-        self.clean_checkpoints = root is None if clean_checkpoints is None else clean_checkpoints
+        if is_url(root):  # shared storage every worker reaches (hpt.checkpoints); never removed by a study
+            check_root(root)
+            self.checkpoint_root: Location = root
+        else:
+            self.checkpoint_root = Path(root or tempfile.mkdtemp(prefix="hpt-checkpoints-"))
+        cleaned = root is None if clean_checkpoints is None else clean_checkpoints
+        self.clean_checkpoints = cleaned and not is_url(root)
 
     @property
     def tracker(self) -> MlflowTracker | None:
@@ -210,7 +215,7 @@ class Study:
         self._open = False
         self._notify("study_finished", status)
         if status == "FINISHED" and self.clean_checkpoints:
-            shutil.rmtree(self.checkpoint_root, ignore_errors=True)
+            remove(self.checkpoint_root)
 
     def __enter__(self) -> Study:
         return self
@@ -306,8 +311,8 @@ class Study:
         self._notify("trial_started", trial)
         return trial
 
-    def _checkpoint_dir(self, trial: Trial) -> Path:
-        return self.checkpoint_root / f"trial-{trial.number:04d}"
+    def _checkpoint_dir(self, trial: Trial) -> Location:
+        return trial_location(self.checkpoint_root, trial.number)
 
     def _task(self, trial: Trial) -> TrialTask:
         tracker = self.tracker if self.backend.needs_trial_run else None
@@ -359,12 +364,10 @@ class Study:
         if best is None:
             return
         try:
-            checkpoint_dir = self._checkpoint_dir(best)
-            self.final_metrics = self.backend.final_report(
-                best.params,
-                None if self.seed is None else self.seed + best.number,
-                checkpoint_dir if checkpoint_dir.is_dir() else None,
-            )
+            with fetched(self._checkpoint_dir(best)) as checkpoint_dir:
+                self.final_metrics = self.backend.final_report(
+                    best.params, None if self.seed is None else self.seed + best.number, checkpoint_dir
+                )
         except Exception as exc:  # a report is a bonus: never lose the study over it
             log.warning("final report of the best trial failed: %s", exc)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpt import lease
+from hpt.checkpoints import fetched
 from hpt.errors import HptError
 from hpt.journal import Journal, JournalError
 from hpt.observers import StudyObserver
@@ -49,6 +50,9 @@ EVALUATIONS_TAG = "hpt.evaluations"
 MODEL_ARTIFACT = "model"
 """Artifact path of the best trial's MLflow model on the parent run."""
 GRACE_ENV = "HPT_SYNC_GRACE"
+EXPERIMENT_KIND = "custom_model_development"
+"""The `mlflow.experimentKind` of hpt's experiments: MLflow 3 opens them on the runs table, not the GenAI
+overview."""
 _RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "FINISHED", TrialState.FAILED: "FAILED"}
 
 
@@ -181,10 +185,7 @@ class MlflowTracker(StudyObserver):
         if exp is not None:
             return exp.experiment_id
         try:
-            # MLflow 3 opens an experiment of this kind on its runs table (not the GenAI overview)
-            return self.client.create_experiment(
-                self.experiment, tags={"mlflow.experimentKind": "custom_model_development"}
-            )
+            return self.client.create_experiment(self.experiment, tags={"mlflow.experimentKind": EXPERIMENT_KIND})
         except MlflowException:
             exp = self.client.get_experiment_by_name(self.experiment)
             if exp is None:
@@ -364,7 +365,8 @@ class MlflowTracker(StudyObserver):
         """The best trial's model (`Backend.save_model`, from its checkpoint) as the parent run's `model`."""
         path = Path(tempfile.mkdtemp(prefix="hpt-model-")) / MODEL_ARTIFACT
         try:
-            saved = study.backend.save_model(best.params, study._checkpoint_dir(best), path)
+            with fetched(study._checkpoint_dir(best)) as checkpoint_dir:
+                saved = study.backend.save_model(best.params, checkpoint_dir, path)
         except Exception as exc:  # the study's results stand without its model
             log.warning("saving the best trial's model failed: %s", exc)
             saved = False
@@ -429,6 +431,7 @@ def acquire(run_id: str, tracking_uri: str | None = None, force: bool = False) -
 
 __all__ = [
     "BEST_METRIC",
+    "EXPERIMENT_KIND",
     "MODEL_ARTIFACT",
     "MlflowTracker",
     "StudyRecord",

@@ -10,6 +10,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -141,8 +143,11 @@ def server_command(uri: str, host: str, port: int, workers: int = 1) -> list[str
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store to browse (default: ./mlflow.db).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: every one).")
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True, help="Port to listen on.")
-def ui(tracking_uri: str | None, host: str, port: int) -> None:
-    """Start the MLflow UI on the store `hpt run` logs to, and print its address (Ctrl-C stops it)."""
+@click.option("--experiment", default="hpt", show_default=True, help="Experiment whose runs table to open.")
+@click.option("--browser/--no-browser", default=True, show_default=True, help="Open the runs table in a browser.")
+def ui(tracking_uri: str | None, host: str, port: int, experiment: str, browser: bool) -> None:
+    """Start the MLflow UI on the store `hpt run` logs to, print the address of the experiment's runs table
+    (the studies, with their trials under them) and open it (Ctrl-C stops the server)."""
     if tracking_uri and tracking_uri.startswith(("http://", "https://")):  # checked before store_uri reaches it
         click.echo(f"{tracking_uri} is an MLflow server already: open it in a browser")
         return
@@ -150,9 +155,12 @@ def ui(tracking_uri: str | None, host: str, port: int) -> None:
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         click.echo(f"note: {uri} does not exist yet; it is created empty (run `hpt run` here first)", err=True)
     shown = "127.0.0.1" if host == "0.0.0.0" else host
-    click.echo(f"MLflow UI for {uri} on http://{shown}:{port} (Ctrl-C stops it)")
+    page = f"http://{shown}:{port}/{runs_page(uri, experiment)}"
+    click.echo(f"MLflow UI for {uri} on http://{shown}:{port}; the studies: {page} (Ctrl-C stops it)")
     sys.stdout.flush()
     server = subprocess.Popen(server_command(uri, host, port), start_new_session=True)
+    if browser:
+        threading.Thread(target=_open_when_up, args=(f"http://{shown}:{port}", page, server), daemon=True).start()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a plain `kill` stops the server too
     try:
         code = server.wait()
@@ -162,6 +170,39 @@ def ui(tracking_uri: str | None, host: str, port: int) -> None:
         _stop(server)
     if code:
         raise click.ClickException(f"mlflow server exited with status {code} (is port {port} in use? try --port)")
+
+
+def runs_page(uri: str, experiment: str) -> str:
+    """The UI's path to the experiment's runs table (`#/experiments/ID/runs`), where studies are parent runs
+    with their trials under them; marks an experiment made before hpt set its kind as a model-training one,
+    so MLflow 3 opens it on that table rather than its GenAI overview."""
+    from hpt.tracking import EXPERIMENT_KIND, make_client
+
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return ""
+    client = make_client(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return ""
+    if found.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND:
+        client.set_experiment_tag(found.experiment_id, "mlflow.experimentKind", EXPERIMENT_KIND)
+    return f"#/experiments/{found.experiment_id}/runs"
+
+
+def _open_when_up(base: str, page: str, server: subprocess.Popen) -> None:
+    """Open `page` in the user's browser once the server answers (nothing happens on a machine without one)."""
+    import urllib.request
+    import webbrowser
+
+    for _ in range(240):
+        if server.poll() is not None:
+            return
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=2):
+                webbrowser.open(page)
+                return
+        except OSError:
+            time.sleep(0.5)
 
 
 def _stop(server: subprocess.Popen) -> None:

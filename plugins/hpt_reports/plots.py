@@ -252,6 +252,10 @@ def study_figures(study: Study) -> dict[str, Figure]:
     return figures
 
 
+PLOT_MIN_TRIALS = 5
+"""Finished trials a study needs before `hpt run` draws its plots (fewer show nothing a table does not)."""
+
+
 def save_study_plots(study: Study, directory: str | Path) -> list[Path]:
     """Write the study's figures as PNG files into `directory` (created if needed) and return their paths."""
     directory = Path(directory)
@@ -265,6 +269,7 @@ def save_study_plots(study: Study, directory: str | Path) -> list[Path]:
 
 
 __all__ = [
+    "PLOT_MIN_TRIALS",
     "new_figure",
     "best_so_far",
     "history",

@@ -34,13 +34,16 @@ def hpt_register_commands(cli: click.Group) -> None:
 
 @hookimpl
 def hpt_study_artifacts(study: Study, directory: Path) -> None:
-    """The study's plots (nothing when matplotlib is missing) and, for a study of 20 trials or more, the
-    parameters' importance (`importance.json`, `importance.png`), all in `directory` itself."""
+    """The study's plots, from PLOT_MIN_TRIALS finished trials on (nothing when matplotlib is missing), and,
+    for a study of 20 trials or more, the parameters' importance (`importance.json`, `importance.png`), all
+    in `directory` itself. A smaller study pays for neither (matplotlib alone takes about a second)."""
     from hpt.errors import HptError
 
     from hpt_reports.importance import write_study_importance
-    from hpt_reports.plots import save_study_plots
+    from hpt_reports.plots import PLOT_MIN_TRIALS, save_study_plots
 
     write_study_importance(study, directory)  # importance.json and importance.png, from 20 trials on
+    if sum(t.state.finished for t in study.trials) < PLOT_MIN_TRIALS:
+        return
     with contextlib.suppress(HptError):  # matplotlib is not installed: no plots
         save_study_plots(study, directory)
