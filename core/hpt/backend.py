@@ -51,6 +51,8 @@ class TrialContext:
         self.checkpoint_dir = checkpoint_dir
         self.metric = metric
         self.reports: list[tuple[int, dict[str, float]]] = []
+        self.in_run: set[tuple[int, str]] = set()
+        """(step, metric) points the evaluation logged into the trial's run itself."""
         self._stop_rule = stop_rule
         self.run_id = run_id
         """The trial's MLflow child run, when the backend asks for it (`Backend.needs_trial_run`) and the
@@ -58,10 +60,13 @@ class TrialContext:
         self.tracking_uri = tracking_uri
         """The store `run_id` lives in."""
 
-    def report(self, step: int, metrics: Mapping[str, float] | float) -> None:
-        """Record metrics at `step` (an epoch); they are logged to MLflow with that step."""
+    def report(self, step: int, metrics: Mapping[str, float] | float, *, in_run: bool = False) -> None:
+        """Record metrics at `step` (an epoch); they are logged to MLflow with that step. `in_run`: the
+        evaluation logged them into the trial's run itself (`run_id`), so hpt does not log them again."""
         values = {self.metric: float(metrics)} if isinstance(metrics, int | float) else dict(metrics)
         self.reports.append((int(step), {k: float(v) for k, v in values.items()}))
+        if in_run:
+            self.in_run.update((int(step), k) for k in values)
 
     def should_stop(self) -> bool:
         """Whether the strategy's pruning rule asks this trial to stop after its last report."""

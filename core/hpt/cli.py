@@ -77,6 +77,11 @@ def cli() -> None:
 )
 @click.option("--register-model", metavar="NAME", help="Register the best trial's model in the MLflow Model Registry.")
 @click.option(
+    "--checkpoint-root",
+    metavar="PATH|URL",
+    help="Where trials keep checkpoints: a folder or a URL every worker reaches (file://, s3://; docs/cluster.md).",
+)
+@click.option(
     "--plots",
     "plots_dir",
     type=click.Path(file_okay=False),
@@ -189,6 +194,7 @@ def _config(opts: dict[str, Any]) -> StudyConfig:
         tracking_uri=opts["tracking_uri"],
         warm_start=opts["warm_start"],
         register_model=opts["register_model"],
+        checkpoint_root=opts["checkpoint_root"],
     )
 
 

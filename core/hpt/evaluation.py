@@ -49,6 +49,8 @@ class TrialOutcome:
     intermediate: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     error: str | None = None
     duration: float = 0.0
+    in_run: list[tuple[int, str]] = field(default_factory=list)
+    """(step, metric) points the evaluation logged into the trial's MLflow run itself."""
 
 
 def _error_line(exc: BaseException) -> str:
@@ -89,6 +91,12 @@ def _context(backend: Backend, task: TrialTask, checkpoint_dir: Path | None) -> 
 
 def _outcome(backend: Backend, task: TrialTask, ctx: TrialContext, raw: Any) -> TrialOutcome:
     """Turn what an evaluation returned (or raised: pass the exception) into an outcome."""
+    outcome = _outcome_of(backend, task, ctx, raw)
+    outcome.in_run = sorted(ctx.in_run)
+    return outcome
+
+
+def _outcome_of(backend: Backend, task: TrialTask, ctx: TrialContext, raw: Any) -> TrialOutcome:
     if isinstance(raw, TrialPruned):
         last = ctx.reports[-1][1].get(backend.metric) if ctx.reports else None
         values = [last] if last is not None and task.n_objectives == 1 else None

@@ -338,6 +338,7 @@ class Study:
         trial.values = outcome.values
         trial.metrics.update(outcome.metrics)
         trial.intermediate.extend(outcome.intermediate)
+        trial.in_run.extend(outcome.in_run)
         trial.error = outcome.error
         trial.duration += outcome.duration
         trial.finished_at = time.time()

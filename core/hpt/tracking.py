@@ -284,7 +284,8 @@ class MlflowTracker(StudyObserver):
         self._snapshot(trial)
         new_reports = trial.intermediate[self._steps_logged.get(trial.number, 0) :]
         self._steps_logged[trial.number] = len(trial.intermediate)
-        metrics = [(k, v, step) for step, reported in new_reports for k, v in reported.items()]
+        in_run = set(trial.in_run)  # what the evaluation logged into the run itself is there already
+        metrics = [(k, v, s) for s, reported in new_reports for k, v in reported.items() if (s, k) not in in_run]
         step = round(trial.budget) if trial.budget else 0  # a promoted trial's results at each budget it reached
         if trial.values:
             metrics += [

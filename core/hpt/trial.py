@@ -63,6 +63,9 @@ class Trial:
     finished_at: float | None = None
     duration: float = 0.0
     error: str | None = None
+    in_run: list[tuple[int, str]] = field(default_factory=list)
+    """(step, metric) points the evaluation logged into the trial's MLflow run itself (a script that logs to
+    MLflow): the tracker does not log them again."""
 
     @property
     def value(self) -> float | None:
@@ -86,6 +89,7 @@ class Trial:
         data = {k: v for k, v in record.items() if k in fields}
         data["state"] = TrialState(data.get("state", "failed"))
         data["intermediate"] = [(int(step), dict(metrics)) for step, metrics in data.get("intermediate", [])]
+        data["in_run"] = [(int(step), str(key)) for step, key in data.get("in_run", [])]
         return cls(**data)
 
 

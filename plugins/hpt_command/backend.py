@@ -145,16 +145,16 @@ class CommandBackend(Backend):
         stdout = StdoutReports(self.metric)
         next_poll = time.monotonic() + self.poll_interval
         for line in script.lines(self.poll_interval):
-            points: list[tuple[int, dict[str, float]]] = []
+            points: list[tuple[int, dict[str, float], bool]] = []  # (step, metrics, logged in the run)
             if line is not None:
                 report = stdout.add(line)
                 if report is not None and report.step is not None:
-                    points.append((report.step, report.metrics))
+                    points.append((report.step, report.metrics, False))
             if run is not None and not stdout.curve and time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + self.poll_interval
-                points += [(step, {self.metric: value}) for step, value in run.poll()]
-            for step, metrics in points:
-                ctx.report(step, metrics)
+                points += [(step, {self.metric: value}, True) for step, value in run.poll()]
+            for step, metrics, in_run in points:
+                ctx.report(step, metrics, in_run=in_run)
                 if ctx.should_stop():
                     script.stop()
                     raise TrialPruned
@@ -167,7 +167,7 @@ class CommandBackend(Backend):
             return Result(value, metrics=stdout.final_metrics())
         if run is not None:
             for step, logged in run.poll():  # the rest of what it logged, for the study's learning curves
-                ctx.report(step, {self.metric: logged})
+                ctx.report(step, {self.metric: logged}, in_run=True)
             if run.new:
                 values = [v for _, v in run.new] if self.objective == "last" else [v for _, v in run.earlier + run.new]
                 return Result(pick(values, self.objective, self.direction))
