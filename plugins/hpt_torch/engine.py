@@ -18,7 +18,7 @@ One epoch's host work does not depend on K (built for a GPU, where launches and 
 arithmetic, cost a small network's step):
 - data lives on the device; each member's order is a counter-based hash of (seed, epoch, row) sorted on the
   device, so there is no generator per member and no per-member Python in an epoch;
-- rates and schedules are computed for all members in one tensor expression per epoch;
+- each member's rate at every epoch is tabled when the stack is built, and looked up per epoch in one gather;
 - a member that finishes is masked (rate 0, no step), not repacked;
 - early stopping's comparison and the best weights' copy happen on the device; the train losses, validation
   metrics and improvement flags are read in one transfer per epoch (`_read`), the epoch's only synchronisation.
@@ -194,7 +194,7 @@ class Stack:
         self._grad = torch.zeros_like(self.flat)
         self._grads = self.layout.views(self._grad)
         self._total = torch.zeros(k, device=device)
-        self._graph = graphs.StepGraph(self._step) if graphs.enabled(device) else None
+        self._graph = graphs.StepGraph(self._graph_step) if graphs.enabled(device) else None
 
     # Building
     def _per_member(self, data: DeviceData) -> None:
@@ -204,10 +204,13 @@ class Stack:
         def column(values: Sequence[float], dtype: torch.dtype = torch.float64) -> torch.Tensor:
             return torch.tensor(list(values), dtype=dtype, device=device)
 
-        self.base_lr = column([m.params["learning_rate"] for m in ms])
-        self.schedule_code = column([SCHEDULE_CODES[m.params["lr_schedule"]] for m in ms])
-        self.warmup = column([m.params["warmup_epochs"] for m in ms])
-        self.horizon = column([m.params["max_epochs"] for m in ms])
+        warmup, horizon = [m.params["warmup_epochs"] for m in ms], [m.params["max_epochs"] for m in ms]
+        span = max(*warmup, *horizon) + 1  # past both, a member's factor no longer changes
+        epochs = torch.arange(span, device=device).unsqueeze(0)
+        factors = lr_factors(column([SCHEDULE_CODES[m.params["lr_schedule"]] for m in ms]).unsqueeze(1),
+                             column(warmup).unsqueeze(1), column(horizon).unsqueeze(1), epochs)  # fmt: skip
+        self.rates = (column([m.params["learning_rate"] for m in ms]).unsqueeze(1) * factors).float()
+        """Each member's learning rate at each epoch (`[K, span]`; later epochs take the last column)."""
         self.seeds = column([m.seed for m in ms], torch.int64)
         self.epochs = column([m.state.epoch for m in ms], torch.int64)
         self.sizes = column([data.train_sizes[m.fold] for m in ms], torch.int64)
@@ -327,16 +330,16 @@ class Stack:
         and the best weights' copy, all on the device. Nothing here reads a value back or loops over members."""
         k, device = len(self.members), self.device
         active = self.active.unsqueeze(1)
-        lr = (
-            (self.base_lr * lr_factors(self.schedule_code, self.warmup, self.horizon, self.epochs)).float().unsqueeze(1)
-        )
+        lr = self.rates.gather(1, self.epochs.clamp_max(self.rates.shape[1] - 1).unsqueeze(1))
         all_active = all(self._active_host)
         lr = lr if all_active else lr * active
         stepping = self.stepping
         if not all_active:
             stepping = (torch.ones(self.n_steps, k, device=device) if stepping is None else stepping) * self.active
         grad, layers = self._grad.zero_(), self._layers
-        self._total.zero_()
+        if self._graph is not None:
+            self._total.zero_()
+        losses: list[torch.Tensor] = []
         order = epoch_orders(self.seeds, self.epochs, self.sizes, self.n)
         rows = self.offsets + torch.minimum(order, self.sizes.unsqueeze(1) - 1)
         self.generator.manual_seed(epoch_seed(self.dropout_seed, self.members[0].state.epoch))
@@ -354,27 +357,39 @@ class Stack:
             ]
             for offset, (x, y) in enumerate(zip(x_chunk, y_chunk, strict=True)):
                 step = first // self.micro + offset
-                masks = [t for m in mask_chunk for t in (m[offset] or (None, None))]
+                masks = [m[offset] for m in mask_chunk]
                 weight = w_chunk[offset] if w_chunk is not None else None
-                inputs = (x, y, weight, self.scales[step], *masks, *self.optimizer.step_inputs(step))
-                replayed = self._graph is not None and x.shape[1] == self.micro
-                if not (replayed and self._graph(self.optimizer._masked, inputs)):
-                    self._step(*inputs)
+                update = self.optimizer.step_inputs(step)
+                if self._graph is not None and x.shape[1] == self.micro:
+                    flat = [t for m in masks for t in (m or (None, None))]
+                    if self._graph(self.optimizer._masked, (x, y, weight, self.scales[step], *flat, *update)):
+                        continue
+                losses.append(self._step(x, y, weight, self.scales[step], masks, update))
         self.optimizer.end_epoch()
         self.epochs += self.active
-        self._epoch_values(self._total / self.sizes)
+        total = torch.stack(losses).sum(0) if losses else self._total
+        if losses and self._graph is not None:  # some steps replayed (summing into _total), some not
+            total = total + self._total
+        self._epoch_values(total / self.sizes)
 
-    def _step(self, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None, scale: Any, *rest: Any) -> None:
-        """One micro-batch: forward, loss gradient, backward, the optimiser's step, the loss summed. `rest` holds
-        each hidden position's dropout multiplier and addend (None without dropout), then the optimiser's
-        per-step tensors (`StackedOptimizer.step_inputs`)."""
-        depth = len(self.plans)
-        masks = [None if rest[2 * i] is None else (rest[2 * i], rest[2 * i + 1]) for i in range(depth)]
+    def _step(
+        self, x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None, scale: Any, masks: Any, update: Any
+    ) -> torch.Tensor:
+        """One micro-batch: forward, loss gradient, backward, the optimiser's step; the members' summed losses.
+        `masks` are each hidden position's dropout multiplier and addend (None without dropout), `update` the
+        optimiser's per-step tensors (`StackedOptimizer.step_inputs`)."""
         out, tape = forward(self._layers, x, self.plans, masks)
         loss, grad_out = loss_gradient(self.data.task, out, y, scale, weight)
         backward(self._layers, self._grads, self.plans, tape, grad_out, self.accumulate)
-        self.optimizer.apply(*rest[2 * depth :])
-        self._total.add_(loss)
+        self.optimizer.apply(*update)
+        return loss
+
+    def _graph_step(self, x: Any, y: Any, weight: Any, scale: Any, *rest: Any) -> None:
+        """`_step` as a CUDA graph replays it, from a flat list of tensors (`rest`: each hidden position's dropout
+        multiplier and addend, then the optimiser's tensors), its loss summed into a buffer of the graph's own."""
+        depth = len(self.plans)
+        masks = [None if rest[2 * i] is None else (rest[2 * i], rest[2 * i + 1]) for i in range(depth)]
+        self._total.add_(self._step(x, y, weight, scale, masks, rest[2 * depth :]))
 
     def _epoch_values(self, train_loss: torch.Tensor) -> None:
         """Validation metrics, early stopping's comparison and the best weights' copy, on the device; what the

@@ -300,7 +300,10 @@ def loss_gradient(
         grad = shifted.clamp_(min=EXP_FLOOR).exp_()
         total = grad.sum(2, keepdim=True)
         grad.div_(total).scatter_add_(2, target, _minus_ones(target.shape, out.device)).mul_(scale)
-        losses = total.log_().sub_(picked).squeeze(2)
+        losses = total.log_().sub_(picked)
+        if weight is None:
+            return losses.sum((1, 2)), grad
+        losses = losses.squeeze(2)
     if weight is not None:
         losses = losses * weight
         grad.mul_(weight.unsqueeze(2))

@@ -125,6 +125,7 @@ class StackedOptimizer:
         if self.fused:
             self._rate = float(lr)
             self._fused_steps = self.steps.reshape(()).float()
+            self._fused_rows = (flat[0], grad[0], self.m[0], self.v[0])
             return
         k = flat.shape[0]
         st = torch.ones(n_steps, k, device=flat.device) if stepping is None else stepping
@@ -191,7 +192,7 @@ class StackedOptimizer:
             grad.add_(penalty if st is None else penalty.mul_(st))
         if self.fused:
             self._fused_steps.add_(1)
-            kernels.fused_step(self._fused["family"], flat[0], grad[0], self.m[0], self.v[0], self._fused_steps,
+            kernels.fused_step(self._fused["family"], *self._fused_rows, self._fused_steps,
                                self._rate, self._fused["momentum"], self._fused["nesterov"], self._fused["betas"],
                                self._fused["eps"])  # fmt: skip
         else:

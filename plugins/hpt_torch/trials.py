@@ -56,6 +56,8 @@ class TrialRun:
 
 def mean_metrics(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
     """Key-wise mean of metric dicts (the k-fold average)."""
+    if len(rows) == 1:
+        return dict(rows[0])
     return {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
 
 
