@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
+import hpt
 import pytest
 from click.testing import CliRunner
 from conftest import invoke_json
@@ -87,3 +90,36 @@ def test_an_unknown_experiment_is_one_line(store: str):
     assert len(result.output.strip().splitlines()) == 1
     with pytest.raises(Exception, match="no experiment 'nope'"):
         newest_study_run_id(store, "nope")
+
+
+def test_a_local_store_is_listed_without_importing_mlflow(tmp_path):
+    hpt.optimize(lambda p: p["x"], {"x": hpt.Float(0, 1)}, strategy="random", trials=3, seed=0, tracking=True)
+    code = (
+        "import atexit, sys; atexit.register(lambda: print('mlflow' in sys.modules, file=sys.stderr)); "
+        "sys.argv = ['hpt', 'studies', '--json']; from hpt.cli import main; main()"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    listing, imported = result.stdout, result.stderr.strip().splitlines()[-1]
+    assert imported == "False", result.stderr
+    assert [s["trials"] for s in json.loads(listing)["studies"]] == [{"complete": 3}]
+
+
+def test_the_plain_sql_listing_matches_mlflows(store):
+    from hpt import store_reader
+    from hpt.store import STUDY_TAG
+
+    for seed in (0, 1):
+        hpt.optimize(lambda p: p["x"], {"x": hpt.Float(0, 1)}, strategy="random", trials=4, seed=seed, tracking=store)
+    path = store_reader.local_sqlite(store)
+    fast = store_reader.study_runs(path, STUDY_TAG, None)
+    client = MlflowClient(store)
+    slow = client.search_runs(list(store_reader.experiments(path)), f"tags.`{STUDY_TAG}` != ''")
+    slow = [r for r in slow if "mlflow.parentRunId" not in r.data.tags]
+    assert [r.info.run_id for r in fast] == [r.info.run_id for r in sorted(slow, key=lambda r: -r.info.start_time)]
+    for a, b in zip(fast, sorted(slow, key=lambda r: -r.info.start_time), strict=True):
+        assert a.data.tags == b.data.tags and a.data.metrics == b.data.metrics
+        assert (a.info.status, a.info.start_time, a.info.end_time) == (
+            b.info.status,
+            b.info.start_time,
+            b.info.end_time,
+        )

@@ -13,7 +13,11 @@ STUDY_TAG = "hpt.strategy"
 
 def study_runs(tracking_uri: str | None, experiment: str | None = None) -> list[Any]:
     """The parent runs of the studies in `experiment` (in every experiment when None), newest first; one clear
-    line for an unknown experiment, naming the experiments there are."""
+    line for an unknown experiment, naming the experiments there are. A local SQLite store is read with
+    plain SQL (`hpt.store_reader`), without importing MLflow."""
+    fast = _study_runs_sqlite(tracking_uri, experiment)
+    if fast is not None:
+        return fast
     from hpt.tracking import make_client
 
     client = make_client(tracking_uri)
@@ -44,8 +48,33 @@ def study_runs(tracking_uri: str | None, experiment: str | None = None) -> list[
     return runs
 
 
+def _study_runs_sqlite(tracking_uri: str | None, experiment: str | None) -> list[Any] | None:
+    from hpt import store_reader
+
+    path = store_reader.local_sqlite(tracking_uri)
+    found = store_reader.experiments(path) if path is not None else None
+    if found is None:
+        return None
+    ids = None
+    if experiment is not None:
+        ids = [i for i, name in found.items() if name == experiment]
+        if not ids:
+            names = ", ".join(repr(n) for n in found.values()) or "none"
+            raise HptError(
+                f"no experiment {experiment!r} in sqlite:///{path} (its experiments: {names}); "
+                "pass one of them as --experiment, or run `hpt run` first"
+            )
+    return store_reader.study_runs(path, STUDY_TAG, ids)
+
+
 def experiment_names(tracking_uri: str | None) -> dict[str, str]:
     """The store's experiments (deleted ones aside): id -> name."""
+    from hpt import store_reader
+
+    path = store_reader.local_sqlite(tracking_uri)
+    found = store_reader.experiments(path) if path is not None else None
+    if found is not None:
+        return found
     from hpt.tracking import make_client
 
     return {e.experiment_id: e.name for e in _experiments(make_client(tracking_uri))}
