@@ -162,5 +162,5 @@ def test_hpt_experiments_open_on_the_runs_table(store):
 
     from hpt_reports.commands import runs_page
 
-    assert runs_page(store, "kinds") == f"#/experiments/{experiment.experiment_id}/runs"
+    assert runs_page(store, "kinds") == f"#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
     assert runs_page(store, "no-such-experiment") == ""

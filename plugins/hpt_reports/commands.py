@@ -173,9 +173,10 @@ def ui(tracking_uri: str | None, host: str, port: int, experiment: str, browser:
 
 
 def runs_page(uri: str, experiment: str) -> str:
-    """The UI's path to the experiment's runs table (`#/experiments/ID/runs`), where studies are parent runs
-    with their trials under them; marks an experiment made before hpt set its kind as a model-training one,
-    so MLflow 3 opens it on that table rather than its GenAI overview."""
+    """The UI's path to the experiment's runs table, where studies are parent runs with their trials under
+    them. `workflowType=machine_learning` switches MLflow 3's UI to its model-training side (it remembers
+    the choice), which otherwise opens on a GenAI overview of traces; the experiment's kind tag says the
+    same to UIs that read it (one made before hpt set the tag gets it here)."""
     from hpt.tracking import EXPERIMENT_KIND, make_client
 
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
@@ -186,7 +187,7 @@ def runs_page(uri: str, experiment: str) -> str:
         return ""
     if found.tags.get("mlflow.experimentKind") != EXPERIMENT_KIND:
         client.set_experiment_tag(found.experiment_id, "mlflow.experimentKind", EXPERIMENT_KIND)
-    return f"#/experiments/{found.experiment_id}/runs"
+    return f"#/experiments/{found.experiment_id}/runs?workflowType=machine_learning"
 
 
 def _open_when_up(base: str, page: str, server: subprocess.Popen) -> None:
