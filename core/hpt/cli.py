@@ -202,10 +202,13 @@ def _configure_logging(quiet: bool, as_json: bool) -> None:
     """hpt's and its plugins' log lines on stderr: INFO normally, warnings with --json, errors with --quiet."""
     import logging
 
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "hpt_cli", False)]:  # run again in one process (tests)
+        root.removeHandler(old)
     handler = logging.StreamHandler(sys.stderr)
+    handler.hpt_cli = True
     handler.addFilter(lambda record: record.name.split(".")[0].startswith("hpt"))
     handler.setFormatter(logging.Formatter("%(message)s"))
-    root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.ERROR if quiet else logging.WARNING if as_json else logging.INFO)
 
