@@ -118,13 +118,21 @@ def _record(store: Store, record: dict, done: int, total: int, started: float) -
 
 
 def load(
-    store: Store, tasks: list[str], names: list[str], seeds: list[int], budgets: list[int], any_revision: str = ""
+    store: Store,
+    tasks: list[str],
+    names: list[str],
+    seeds: list[int],
+    budgets: list[int],
+    any_revision: str = "",
+    pin: str = "",
 ) -> report.Results:
     """Every cached run covering at least the smallest budget; a budget is reported from the runs that reach it.
     Methods named in `any_revision` (or "all") also take runs of their older code where the current has none;
-    `method@N` takes only their first N evaluations (where the code changed nothing before the N+1st)."""
+    `method@N` takes only their first N evaluations (where the code changed nothing before the N+1st). `pin`
+    (`auto=64ae6515f6,...`) reports a strategy's runs of that revision instead of its current code's."""
     older = dict(_older(item) for item in any_revision.split(",")) if any_revision else {}
-    revisions = {m: methods.revision(m) for m in names}
+    pinned = dict(item.split("=", 1) for item in pin.split(",")) if pin else {}
+    revisions = {m: pinned.get(methods.parse(m)[0]) or methods.revision(m) for m in names}
 
     def record(task: str, method: str, seed: int) -> dict | None:
         found = store.get(task, method, seed, revisions[method], min(budgets))
@@ -219,6 +227,12 @@ def main() -> None:
         help="report cached runs of these methods' older code too (all methods without a list; METHOD@N: only "
         "their first N evaluations)",
     )
+    parser.add_argument(
+        "--pin",
+        default="",
+        metavar="NAME=REVISION",
+        help="report a strategy's cached runs of this revision (commas), e.g. the one a docs table was made from",
+    )
     parser.add_argument("--ask-latency", metavar="STRATEGIES", help="time asks of these strategies instead")
     parser.add_argument("--latency-sizes", default="50,100,200,500", help="told trials to time asks at, commas")
     args = parser.parse_args()
@@ -236,7 +250,7 @@ def main() -> None:
     store = Store(Path(args.cache))
     if not args.no_run:
         run(store, tasks, names, seeds, args.trials, args.jobs)
-    results = load(store, tasks, names, seeds, budgets, args.any_revision)
+    results = load(store, tasks, names, seeds, budgets, args.any_revision, args.pin)
     pairs = [p for p in PAIRS if p[0] in names and p[1] in names]
     table = report.markdown(results, tasks, names, budgets, pairs)
     Path(args.markdown).write_text(table)

@@ -150,9 +150,11 @@ class AutoStrategy(Strategy):
     def _announce(self) -> None:
         if not self._announced:
             self._announced = True
+            if self.method == "skopt":
+                log.info("auto: scikit-optimize (model=%s) with its own random initial design", self.model)
+                return
             log.info(
-                "auto: %s; initial design of %d Sobol points (%s)",
-                "scikit-optimize" if self.method == "skopt" else "Gaussian-process BO (log EI)",
+                "auto: Gaussian-process BO (log EI); initial design of %d Sobol points (%s)",
                 self.n_initial_points,
                 self.design_reason,
             )
