@@ -60,6 +60,10 @@ class Strategy(ABC):
     def tell(self, trial: Trial) -> None:  # noqa: B027 - optional hook: stateless strategies learn nothing
         """Learn from a finished trial."""
 
+    def set_budget(self, trials: int | None) -> None:  # noqa: B027 - optional hook: most strategies need no budget
+        """The study's total trial count where known, told before the first ask (and again on resume); a
+        strategy may size its initial design by it."""
+
     def warm_start(self, trials: Sequence[Trial]) -> None:
         """Learn from the finished trials of an earlier study before the first ask (`--warm-start`). They are
         not this study's trials: their numbers are negative and they are never promoted. By default each

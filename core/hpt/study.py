@@ -235,6 +235,8 @@ class Study:
         running: dict[Future, list[Trial]] = {}
         try:
             self._ensure_open()
+            if trials is not None:
+                self.strategy.set_budget(len(self.trials) + trials)
             while True:
                 while len(running) < self.runner.workers:
                     if deadline is not None and time.monotonic() >= deadline:
