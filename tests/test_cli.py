@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 from conftest import child_runs, cli_json, run_cli
 from hpt.cli import cli
 from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.slow  # end to end: real CLI processes, servers or clusters
 
 BRANIN = ("--backend", "function", "--function", "branin")
 

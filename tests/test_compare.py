@@ -12,6 +12,8 @@ from hpt_reports.commands import compare as compare_command
 from hpt_reports.compare import COMPARISON_TAG, Comparison, StudyOutcome, compare
 from mlflow.tracking import MlflowClient
 
+pytestmark = pytest.mark.slow  # end to end: real CLI processes, servers or clusters
+
 PNG = b"\x89PNG\r\n\x1a\n"
 BRANIN = ("--backend", "function", "--function", "branin")
 

@@ -18,6 +18,8 @@ from hpt import Float, TrialState
 from hpt_basic.function_backend import FunctionBackend
 from mlflow.tracking import MlflowClient
 
+pytestmark = pytest.mark.slow  # end to end: real CLI processes, servers or clusters
+
 SLOW_BRANIN = ("--strategy", "random", "--backend", "function", "--function", "branin", "-B", "delay=0.25")
 
 

@@ -19,6 +19,8 @@ from hpt.errors import HptError
 from hpt.plugins import registry
 from hpt_basic.function_backend import FunctionBackend
 
+pytestmark = pytest.mark.slow  # end to end: real CLI processes, servers or clusters
+
 distributed = pytest.importorskip("distributed")
 
 UNPICKLED = 0

@@ -7,6 +7,8 @@ from click.testing import CliRunner
 from conftest import invoke_json
 from hpt.cli import cli
 
+pytestmark = pytest.mark.slow  # end to end: real CLI processes, servers or clusters
+
 
 @pytest.mark.parametrize("strategy", ["deap", "cmaes"])
 def test_single_objective_strategies_run_from_the_cli(tmp_path, strategy):

@@ -10,12 +10,15 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 import yaml
 from conftest import cli_json
 from hpt.cli import cli
 from hpt.plugins import registry
 from hpt_reports.commands import compare, ui
 from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.slow  # end to end: real CLI processes, servers or clusters
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 DOCS = Path(__file__).resolve().parents[1] / "docs"

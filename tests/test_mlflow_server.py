@@ -20,6 +20,8 @@ from click.testing import CliRunner
 from conftest import cli_json
 from hpt_reports.commands import server_command, store_uri, ui
 
+pytestmark = pytest.mark.slow  # end to end: real CLI processes, servers or clusters
+
 STARTUP_LIMIT = 90.0
 
 

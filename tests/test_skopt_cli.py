@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 from conftest import invoke_json
 from hpt.cli import cli
+
+pytestmark = pytest.mark.slow  # end to end: real CLI processes, servers or clusters
 
 
 def test_skopt_runs_and_resumes_from_the_cli(tmp_path):

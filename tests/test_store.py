@@ -17,6 +17,7 @@ from hpt.cli import cli
 from mlflow.tracking import MlflowClient
 
 
+@pytest.mark.slow
 def test_studies_started_at_once_on_a_new_store_all_open_it(tmp_path):
     """What `hpt run` does first (make_client creates and migrates the store), in three processes at once:
     unserialised, MLflow's migrations collide (`table _alembic_tmp_latest_metrics already exists`)."""

@@ -120,6 +120,7 @@ def test_folds_and_invalid_members_of_a_batch():
         assert results[index].value == pytest.approx(min(m["valid_loss"] for _, m in ctxs[index].reports))
 
 
+@pytest.mark.slow
 def test_cli_batch_trials_of_the_default_space_log_one_child_run_with_its_own_curve_per_member(tmp_path):
     uri = f"sqlite:///{tmp_path}/batch.db"
     args = ["run", "--strategy", "random", "--batch-trials", "4", "--trials", "8", "--dataset", "iris"]

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # end to end: real CLI processes, servers or clusters
+
 STARTUP_LIMIT = 120.0
 
 

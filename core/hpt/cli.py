@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,13 +95,13 @@ def run(**opts: Any) -> None:
     The flags of the chosen backend, strategy and executor (the registered defaults without
     --backend / --strategy / --executor) are listed below the common options.
     """
-    _configure_logging(opts["quiet"], opts["as_json"])
-    if opts["as_json"]:  # stdout holds the JSON summary alone, whatever a library prints on the way
-        with contextlib.redirect_stdout(sys.stderr):
-            summary = _run(opts)
-        click.echo(json.dumps(summary, default=str))
-    else:
-        _run(opts)
+    with _logging(opts["quiet"], opts["as_json"]):
+        if opts["as_json"]:  # stdout holds the JSON summary alone, whatever a library prints on the way
+            with contextlib.redirect_stdout(sys.stderr):
+                summary = _run(opts)
+            click.echo(json.dumps(summary, default=str))
+        else:
+            _run(opts)
 
 
 def _run(opts: dict[str, Any]) -> dict[str, Any]:
@@ -198,19 +199,31 @@ def _config(opts: dict[str, Any]) -> StudyConfig:
     )
 
 
-def _configure_logging(quiet: bool, as_json: bool) -> None:
-    """hpt's and its plugins' log lines on stderr: INFO normally, warnings with --json, errors with --quiet."""
+@contextlib.contextmanager
+def _logging(quiet: bool, as_json: bool) -> Iterator[None]:
+    """hpt's and its plugins' log lines on stderr while a study runs: INFO normally, warnings with --json,
+    errors with --quiet. The loggers' levels come back afterwards (a test may run the command many times)."""
     import logging
 
-    root = logging.getLogger()
-    for old in [h for h in root.handlers if getattr(h, "hpt_cli", False)]:  # run again in one process (tests)
-        root.removeHandler(old)
+    level = logging.ERROR if quiet else logging.WARNING if as_json else logging.INFO
+    names = {"hpt"} | {module.__name__.split(".")[0] for module in registry().pm.get_plugins()}
+    loggers = [logging.getLogger(name) for name in names if name.startswith("hpt")]
+    previous = [logger.level for logger in loggers]
     handler = logging.StreamHandler(sys.stderr)
-    handler.hpt_cli = True
     handler.addFilter(lambda record: record.name.split(".")[0].startswith("hpt"))
     handler.setFormatter(logging.Formatter("%(message)s"))
-    root.addHandler(handler)
-    root.setLevel(logging.ERROR if quiet else logging.WARNING if as_json else logging.INFO)
+    handler.setLevel(level)
+    for logger in loggers:
+        logger.setLevel(level)
+        logger.addHandler(handler)
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, old in zip(loggers, previous, strict=True):
+            logger.setLevel(old)
+            logger.removeHandler(handler)
+            logger.propagate = True
 
 
 def _store_line(tracker: Any) -> str | None:
