@@ -147,18 +147,18 @@ def _run(opts: dict[str, Any]) -> dict[str, Any]:
         if tracker is not None and tracker.sync is not None:
             tracker.grace = 0.0
 
-    try:
-        with stop_on_signals(hurry):
+    with stop_on_signals(hurry):  # until the exit: a later signal must not cut the last lines short
+        try:
             if remaining != 0:
                 study.optimize(remaining, study.config.timeout)
-    except Stopped as stop:
-        _stopped(study, tracker, stop.exit_code)
-    except KeyboardInterrupt:
-        _stopped(study, tracker, 130)
-    except HptError as exc:
-        if tracker is not None and tracker.parent_run_id is not None:
-            raise HptError(f"{exc}; finished trials are kept: hpt run --resume {tracker.parent_run_id}") from None
-        raise
+        except Stopped as stop:
+            _stopped(study, tracker, stop.exit_code)
+        except KeyboardInterrupt:
+            _stopped(study, tracker, 130)
+        except HptError as exc:
+            if tracker is not None and tracker.parent_run_id is not None:
+                raise HptError(f"{exc}; finished trials are kept: hpt run --resume {tracker.parent_run_id}") from None
+            raise
     if opts["plots_dir"]:
         from hpt.tracking import write_study_artifacts
 

@@ -45,7 +45,8 @@ def deferred() -> Iterator[None]:
 @contextmanager
 def stop_on_signals(on_repeat: Callable[[int], None]) -> Iterator[None]:
     """Within the block, the first stop signal raises `Stopped`; later ones call `on_repeat(signum)`
-    instead of interrupting the clean-up. The previous handlers come back at the end."""
+    instead of interrupting the clean-up. The previous handlers come back at the end, unless the block
+    was stopped: then stop signals are ignored for the rest of the process's exit."""
     received: list[int] = []
 
     def handler(signum: int, frame: object) -> None:
@@ -67,7 +68,9 @@ def stop_on_signals(on_repeat: Callable[[int], None]) -> Iterator[None]:
         yield
     finally:
         for signum, old in previous.items():
-            signal.signal(signum, old)
+            # once stopping, the process is on its way out with its clean-up done: a later signal (a second
+            # Ctrl-C while the interpreter shuts down) must not end it by the signal's default action
+            signal.signal(signum, signal.SIG_IGN if received else old)
 
 
 __all__ = ["STOP_SIGNALS", "Stopped", "stop_on_signals"]
