@@ -144,10 +144,11 @@ class StoreSync:
                 )
             self._verify_creates = True
             return False
+        sent = end - self._next
         self._next = end
         self.journal.mark_synced(end)
         if self.failing_since is not None:
-            log.warning("tracking store reachable again; sending the %d writes that waited", self.pending())
+            log.warning("tracking store reachable again; %d waiting writes sent", sent + self.pending())
         self.failing_since = None
         return True
 
@@ -257,7 +258,7 @@ class _Rejected(Exception):
 
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0][:300] if text else ''}"
+    return f"{type(exc).__name__}: {text.splitlines()[0][:160] if text else ''}"
 
 
 def replay(client: MlflowClient, journal: Journal, grace: float = 0.0) -> StoreSync:
