@@ -5,21 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hpt.space import Categorical, Fixed, Float, Int, Space
+from hpt.space import Categorical, Space
 from hpt_auto.search_space import Encoding, key
+from test_auto_strategy import MIXED
 
-SPACE = Space(
-    {
-        "lr": Float(1e-4, 1e-1, log=True),
-        "dropout": Float(0.0, 0.5),
-        "units": Int(8, 512, log=True),
-        "layers": Int(1, 4),
-        "batch": Int(16, 128, step=16),
-        "optimizer": Categorical(["sgd", "adam", "rmsprop"]),
-        "momentum": Float(0.0, 0.99, when={"optimizer": ["sgd"]}),
-        "epochs": Fixed(5),
-    }
-)
+SPACE = MIXED  # every parameter kind, a conditional and a fixed one
 
 
 def test_columns_one_per_numeric_parameter_and_one_per_choice():
